@@ -23,7 +23,13 @@ import (
 // returns the result and the events it recorded as "Type Reason: message".
 func probeOnce(t *testing.T, e *testEnv, pt ProbeType, pod *v1.Pod, c v1.Container) (Result, error, []string) {
 	t.Helper()
+	return probeOnceIP(t, e, pt, pod, c, "127.0.0.1")
+}
+
+func probeOnceIP(t *testing.T, e *testEnv, pt ProbeType, pod *v1.Pod, c v1.Container, podIP string) (Result, error, []string) {
+	t.Helper()
 	st := podStatus(running(c.Name, cid1, t0, true))
+	st.PodIP = podIP
 	r, err := e.m.prober.probe(context.Background(), pt, pod, st, &c, cid1)
 	var evs []string
 	for _, ev := range e.rec.take() {
@@ -143,13 +149,19 @@ func TestHTTPProbe(t *testing.T) {
 	srv := &server{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { srv.record(r); fmt.Fprint(w, "fine") })
-	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { srv.record(r); w.WriteHeader(500); fmt.Fprint(w, "secret body") })
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
+		srv.record(r)
+		w.WriteHeader(500)
+		fmt.Fprint(w, "secret body")
+	})
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, strings.Repeat("y", 64<<10)) })
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	port := portOf(t, ts.URL)
 	mux.HandleFunc("/local-redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
-	mux.HandleFunc("/local-redirect-fail", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/fail", http.StatusMovedPermanently) })
+	mux.HandleFunc("/local-redirect-fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/fail", http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("/remote-redirect", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", fmt.Sprintf("http://localhost:%d/ok", port))
 		w.WriteHeader(http.StatusFound)
@@ -171,6 +183,7 @@ func TestHTTPProbe(t *testing.T) {
 		pt       ProbeType
 		probe    *v1.Probe
 		ports    []v1.ContainerPort
+		podIP    string
 		want     Result
 		wantErr  bool
 		wantEvts []string
@@ -201,7 +214,7 @@ func TestHTTPProbe(t *testing.T) {
 					t.Errorf("request (-want +got):\n%s", diff)
 				}
 			}},
-		{name: "explicit host", pt: Liveness, probe: get("/ok", num, func(a *v1.HTTPGetAction) { a.Host = "127.0.0.1" }), want: Success},
+		{name: "explicit host, no pod IP", pt: Liveness, probe: get("/ok", num, func(a *v1.HTTPGetAction) { a.Host = "127.0.0.1" }), podIP: "none", want: Success},
 		{name: "same-host redirect is followed", pt: Liveness, probe: get("/local-redirect", num), want: Success,
 			check: func(t *testing.T, r *http.Request) {
 				if r.URL.Path != "/ok" {
@@ -219,17 +232,11 @@ func TestHTTPProbe(t *testing.T) {
 			e := newTestEnv()
 			c := withProbe(tc.pt, tc.probe)
 			c.Ports = tc.ports
-			pod := newPod(c)
-			if tc.probe.HTTPGet.Host != "" {
-				st := podStatus(running("c", cid1, t0, true))
-				st.PodIP = ""
-				r, err := e.m.prober.probe(context.Background(), tc.pt, pod, st, &c, cid1)
-				if r != tc.want || err != nil {
-					t.Fatalf("got %v, %v", r, err)
-				}
-				return
+			podIP := "127.0.0.1"
+			if tc.podIP != "" {
+				podIP = "192.0.2.1" // unreachable: the probe must use Host
 			}
-			r, err, evs := probeOnce(t, e, tc.pt, pod, c)
+			r, err, evs := probeOnceIP(t, e, tc.pt, newPod(c), c, podIP)
 			if r != tc.want || (err != nil) != tc.wantErr {
 				t.Errorf("got %v, %v; want %v, err %v", r, err, tc.want, tc.wantErr)
 			}
