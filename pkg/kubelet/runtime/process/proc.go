@@ -1,0 +1,192 @@
+package process
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// procStat is the part of /proc/<pid>/stat the runtime uses.
+type procStat struct {
+	State     byte
+	PPID      int
+	PGID      int
+	Session   int
+	UTime     uint64 // clock ticks
+	STime     uint64
+	CUTime    uint64
+	CSTime    uint64
+	StartTime uint64 // clock ticks since boot
+}
+
+// readProcStat parses /proc/<pid>/stat.
+func readProcStat(pid int) (procStat, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseProcStat(data)
+}
+
+func parseProcStat(data []byte) (procStat, error) {
+	// The command name is in parentheses and may hold spaces and ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 >= len(data) {
+		return procStat{}, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(data[i+2:]))
+	// f[0] is field 3 (state); field n is f[n-3].
+	if len(f) < 20 {
+		return procStat{}, errors.New("malformed stat")
+	}
+	num := func(n int) uint64 {
+		v, _ := strconv.ParseUint(f[n-3], 10, 64)
+		return v
+	}
+	inum := func(n int) int {
+		v, _ := strconv.Atoi(f[n-3])
+		return v
+	}
+	return procStat{
+		State:     f[0][0],
+		PPID:      inum(4),
+		PGID:      inum(5),
+		Session:   inum(6),
+		UTime:     num(14),
+		STime:     num(15),
+		CUTime:    num(16),
+		CSTime:    num(17),
+		StartTime: num(22),
+	}, nil
+}
+
+// processStartTime is the start time of pid, 0 if it does not exist.
+func processStartTime(pid int) uint64 {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0
+	}
+	return st.StartTime
+}
+
+// alive reports whether pid is the process that started at start and has
+// not exited (a zombie has exited).
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := readProcStat(pid)
+	if err != nil {
+		return false
+	}
+	if start != 0 && st.StartTime != start {
+		return false
+	}
+	return st.State != 'Z' && st.State != 'X'
+}
+
+// catchesSignal reports whether pid has a handler installed for sig
+// (SigCgt in /proc/<pid>/status).
+func catchesSignal(pid int, sig unix.Signal) bool {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return false
+			}
+			return mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}
+
+// waitExit blocks until the process pid (started at start) has exited or
+// done is closed. It uses a pidfd when the kernel has them, else polls.
+func waitExit(pid int, start uint64, done <-chan struct{}) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		if !alive(pid, start) { // the pid may have been reused before the open
+			return
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n, err := unix.Poll(fds, 1000)
+			if err == nil && n > 0 {
+				return
+			}
+			if err != nil && err != unix.EINTR {
+				break
+			}
+		}
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for alive(pid, start) {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// groupMembers lists the pids whose process group is pgid.
+func groupMembers(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.PGID != pgid {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// childrenOf lists the pids whose parent is ppid.
+func childrenOf(ppid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.PPID != ppid {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
