@@ -1,0 +1,38 @@
+// Command k1s is Kubernetes on one machine, in one binary.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"k1s.dev/k1s/pkg/cli"
+)
+
+const usage = `k1s: Kubernetes on one machine, in one binary.
+
+Usage:
+  k1s server [flags]      start the API, controllers, scheduler and a node agent
+  k1s kubectl [args]      upstream kubectl, defaulting to k1s's kubeconfig
+  k1s version             print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "server":
+		os.Exit(cli.Server(args, cli.ServerComponents()))
+	case "kubectl":
+		os.Exit(cli.Kubectl(args))
+	case "version", "--version", "-v":
+		os.Exit(cli.Version())
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "k1s: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,38 @@
+// Package depsprobe keeps modules that packages being written import in the
+// module graph, so `go mod tidy` does not drop them meanwhile.
+package depsprobe
+
+import (
+	_ "github.com/creack/pty"
+	_ "github.com/google/go-cmp/cmp"
+	_ "golang.org/x/sys/unix"
+	_ "google.golang.org/grpc/health/grpc_health_v1"
+	_ "k8s.io/apimachinery/pkg/util/proxy"
+	_ "k8s.io/client-go/dynamic"
+	_ "k8s.io/client-go/metadata"
+	_ "k8s.io/client-go/util/flowcontrol"
+	_ "k8s.io/component-helpers/scheduling/corev1"
+	_ "k8s.io/cri-streaming/pkg/streaming"
+	_ "k8s.io/cri-streaming/pkg/streaming/portforward"
+	_ "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	_ "k8s.io/kube-openapi/pkg/handler"
+	_ "k8s.io/kube-openapi/pkg/handler3"
+	_ "k8s.io/kubernetes/pkg/controller/cronjob"
+	_ "k8s.io/kubernetes/pkg/controller/daemon"
+	_ "k8s.io/kubernetes/pkg/controller/deployment"
+	_ "k8s.io/kubernetes/pkg/controller/disruption"
+	_ "k8s.io/kubernetes/pkg/controller/endpoint"
+	_ "k8s.io/kubernetes/pkg/controller/endpointslice"
+	_ "k8s.io/kubernetes/pkg/controller/garbagecollector"
+	_ "k8s.io/kubernetes/pkg/controller/job"
+	_ "k8s.io/kubernetes/pkg/controller/namespace"
+	_ "k8s.io/kubernetes/pkg/controller/nodelifecycle"
+	_ "k8s.io/kubernetes/pkg/controller/podgc"
+	_ "k8s.io/kubernetes/pkg/controller/replicaset"
+	_ "k8s.io/kubernetes/pkg/controller/replication"
+	_ "k8s.io/kubernetes/pkg/controller/serviceaccount"
+	_ "k8s.io/kubernetes/pkg/controller/tainteviction"
+	_ "k8s.io/kubernetes/pkg/generated/openapi"
+	_ "k8s.io/kubernetes/pkg/printers/internalversion"
+	_ "k8s.io/utils/clock/testing"
+)

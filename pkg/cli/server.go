@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"k1s.dev/k1s/pkg/server"
+)
+
+// Server is `k1s server`.
+func Server(args []string, components []server.Component) int {
+	var o server.Options
+	var etcd string
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for etcd data, certificates, kubeconfig.yaml and node-token (default $HOME/.k1s)")
+	fs.IntVar(&o.HTTPSPort, "https-port", 6443, "port of the Kubernetes API (0 picks a free one)")
+	fs.StringVar(&o.BindAddress, "bind-address", "127.0.0.1", "address the API listens on")
+	fs.StringVar(&o.NodeName, "node-name", "", "name of this machine's node (default the hostname)")
+	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd)")
+	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service cluster IPs")
+	fs.BoolVar(&o.DisableAgent, "disable-agent", false, "run no node agent in the server")
+	fs.BoolVar(&o.DisableControllers, "disable-controllers", false, "run neither controllers nor the scheduler")
+	klogFlags := klogFlagSet()
+	fs.AddGoFlagSet(klogFlags)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if etcd != "" {
+		o.EtcdEndpoints = strings.Split(etcd, ",")
+	}
+	o.Components = components
+	startPprof()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := server.Run(ctx, o, nil); err != nil && ctx.Err() == nil {
+		klog.ErrorS(err, "k1s server failed")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,335 @@
+// Package server is `k1s server`: embedded etcd, the API server, the
+// controllers, the scheduler and a node agent for this machine, each talking
+// to the others only through the Kubernetes API over loopback.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/keyutil"
+	"k8s.io/klog/v2"
+
+	"k1s.dev/k1s/pkg/apiserver"
+	"k1s.dev/k1s/pkg/pki"
+	"k1s.dev/k1s/pkg/storage"
+)
+
+// Options of `k1s server`.
+type Options struct {
+	DataDir       string
+	HTTPSPort     int
+	BindAddress   string
+	NodeName      string
+	EtcdEndpoints []string
+	ServiceCIDR   string
+	ClusterDNS    string
+	NodePortRange string
+	// DisableAgent runs no node agent in the server.
+	DisableAgent bool
+	// DisableControllers runs neither controllers nor scheduler.
+	DisableControllers bool
+	// Components hook in what runs on top of the API (controllers,
+	// scheduler, node agent): each gets the admin loopback config and runs
+	// until ctx ends. Injected by cmd/k1s so this package stays small.
+	Components []Component
+}
+
+// Component is something that runs against the API until ctx ends.
+type Component struct {
+	Name string
+	Run  func(ctx context.Context, env *Env) error
+}
+
+// Env is what the server hands its components.
+type Env struct {
+	Options   Options
+	AdminREST *rest.Config
+	CAPEM     []byte
+	PKI       *pki.PKI
+	CA        *pki.CA
+	NodeToken string
+	APIServer string // https://host:port
+	NodeIP    net.IP
+}
+
+// Defaults fills unset options.
+func (o *Options) Defaults() {
+	if o.DataDir == "" {
+		home, _ := os.UserHomeDir()
+		o.DataDir = filepath.Join(home, ".k1s")
+	}
+	if o.BindAddress == "" {
+		o.BindAddress = "127.0.0.1"
+	}
+	if o.NodeName == "" {
+		o.NodeName, _ = os.Hostname()
+	}
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = "10.43.0.0/16"
+	}
+	if o.ClusterDNS == "" {
+		o.ClusterDNS = "10.43.0.10"
+	}
+	if o.NodePortRange == "" {
+		o.NodePortRange = "30000-32767"
+	}
+}
+
+// KubeconfigPath is where the admin kubeconfig lives in a data dir.
+func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "kubeconfig.yaml") }
+
+// Run starts everything and blocks until ctx is done; ready is closed once
+// /readyz answers ok (nil allowed).
+func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
+	o.Defaults()
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	o.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	start := time.Now()
+
+	// Bind first: --https-port 0 must be resolved before certificates and
+	// kubeconfig name the address.
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort)))
+	if err != nil {
+		return fmt.Errorf("listening on %s:%d: %w", o.BindAddress, o.HTTPSPort, err)
+	}
+	port := apiserver.PortOf(ln)
+	nodeIP := advertiseIP(o.BindAddress)
+
+	p := pki.New(dataDir)
+	ca, err := p.EnsureCA()
+	if err != nil {
+		return err
+	}
+	svcIP, err := firstServiceIP(o.ServiceCIDR)
+	if err != nil {
+		return err
+	}
+	hosts := append(pki.DefaultServingHosts(svcIP.String(), "cluster.local"), nodeIP.String(), o.NodeName)
+	if o.BindAddress != "0.0.0.0" && o.BindAddress != "::" {
+		hosts = append(hosts, o.BindAddress)
+	}
+	serving, err := p.EnsureServingCert(ca, hosts)
+	if err != nil {
+		return err
+	}
+	admin, err := p.EnsureClientCert(ca, "admin", pki.AdminCommonName, []string{pki.AdminOrganization})
+	if err != nil {
+		return err
+	}
+	kubeletClient, err := p.EnsureClientCert(ca, "apiserver-kubelet-client", pki.KubeletClientCommonName, []string{pki.AdminOrganization})
+	if err != nil {
+		return err
+	}
+	saKey, err := ensureServiceAccountKey(filepath.Join(dataDir, "tls", "service-account.key"))
+	if err != nil {
+		return err
+	}
+	token, err := pki.EnsureNodeToken(dataDir)
+	if err != nil {
+		return err
+	}
+	tokenFile, err := writeTokenAuthFile(dataDir, token)
+	if err != nil {
+		return err
+	}
+
+	connectHost := o.BindAddress
+	if connectHost == "0.0.0.0" || connectHost == "::" || connectHost == "" {
+		connectHost = "127.0.0.1"
+	}
+	serverURL := "https://" + net.JoinHostPort(connectHost, strconv.Itoa(port))
+	if err := pki.WriteKubeconfig(KubeconfigPath(dataDir), serverURL, ca.CertPEM, admin.CertPEM, admin.KeyPEM, pki.DefaultContextName); err != nil {
+		return err
+	}
+
+	etcd, err := storage.Open(ctx, storage.Options{DataDir: dataDir, Endpoints: o.EtcdEndpoints})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	klog.V(1).InfoS("etcd ready", "endpoints", etcd.Endpoints, "after", time.Since(start))
+
+	_, svcNet, _ := net.ParseCIDR(o.ServiceCIDR)
+	srv, err := apiserver.New(ctx, apiserver.Config{
+		Listener:              ln,
+		AdvertiseIP:           nodeIP,
+		EtcdEndpoints:         etcd.Endpoints,
+		Etcd:                  etcd,
+		DataDir:               dataDir,
+		ServingCertFile:       serving.CertFile,
+		ServingKeyFile:        serving.KeyFile,
+		ClientCAFile:          p.CAFile(),
+		KubeletClientCertFile: kubeletClient.CertFile,
+		KubeletClientKeyFile:  kubeletClient.KeyFile,
+		ServiceAccountKeyFile: saKey,
+		ServiceAccountPubFile: saKey,
+		ServiceCIDR:           svcNet.String(),
+		NodePortRange:         o.NodePortRange,
+		TokenAuthFile:         tokenFile,
+	})
+	if err != nil {
+		return err
+	}
+
+	adminREST, err := clientcmd.BuildConfigFromFlags("", KubeconfigPath(dataDir))
+	if err != nil {
+		return err
+	}
+	adminREST.QPS, adminREST.Burst = 500, 1000
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- srv.Run(ctx) }()
+
+	if err := waitReady(ctx, adminREST, apiDone); err != nil {
+		return err
+	}
+	klog.InfoS("k1s API ready", "server", serverURL, "after", time.Since(start).Round(time.Millisecond), "kubeconfig", KubeconfigPath(dataDir))
+
+	// Start-up builds OpenAPI documents and leaves ~100 MB of garbage:
+	// hand it back to the OS now rather than whenever the GC gets to it.
+	go func() { time.Sleep(2 * time.Second); debug.FreeOSMemory() }()
+
+	env := &Env{Options: o, AdminREST: adminREST, CAPEM: ca.CertPEM, PKI: p, CA: ca, NodeToken: token, APIServer: serverURL, NodeIP: nodeIP}
+	compDone := make(chan error, len(o.Components))
+	for _, c := range o.Components {
+		c := c
+		go func() {
+			err := c.Run(ctx, env)
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%s: %w", c.Name, err)
+			} else {
+				err = nil
+			}
+			compDone <- err
+		}()
+	}
+	if ready != nil {
+		close(ready)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-apiDone:
+		runErr = err
+		apiDone = nil
+	case err := <-compDone:
+		runErr = err
+	}
+	cancel()
+	// Components first, then the API server, then etcd (deferred).
+	deadline := time.After(8 * time.Second)
+	for range o.Components {
+		select {
+		case <-compDone:
+		case <-deadline:
+		}
+	}
+	if apiDone != nil {
+		select {
+		case <-apiDone:
+		case <-deadline:
+		}
+	}
+	return runErr
+}
+
+func waitReady(ctx context.Context, cfg *rest.Config, apiDone <-chan error) error {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = 2 * time.Second
+	client, err := rest.UnversionedRESTClientFor(withCodec(c))
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		res := client.Get().AbsPath("/readyz").Do(ctx)
+		var code int
+		res.StatusCode(&code)
+		if code == 200 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-apiDone:
+			if err == nil {
+				err = errors.New("API server stopped")
+			}
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func firstServiceIP(cidr string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("service CIDR %q: %w", cidr, err)
+	}
+	ip := make(net.IP, len(n.IP))
+	copy(ip, n.IP)
+	ip[len(ip)-1]++
+	return ip, nil
+}
+
+// advertiseIP is the node's address and the one the kubernetes Service
+// names: the bind address unless it is a wildcard or loopback, else the
+// first non-loopback address of the machine (as k3s does).
+func advertiseIP(bind string) net.IP {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		return ip
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP
+		}
+	}
+	return net.ParseIP("127.0.0.1")
+}
+
+func ensureServiceAccountKey(path string) (string, error) {
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	pem, err := keyutil.MakeEllipticPrivateKeyPEM()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, pem, 0o600)
+}
+
+// writeTokenAuthFile lets agents holding the node token in as a node
+// (system:node:<name> is granted by client certificates they obtain; the
+// token itself maps to the bootstrap identity).
+func writeTokenAuthFile(dataDir, token string) (string, error) {
+	path := filepath.Join(dataDir, "server", "tokens.csv")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	line := fmt.Sprintf("%s,k1s-node-bootstrap,k1s-node-bootstrap,\"system:nodes,system:bootstrappers\"\n", token)
+	return path, os.WriteFile(path, []byte(line), 0o600)
+}
