@@ -69,6 +69,15 @@ type Input struct {
 	// Probe fills containers' Ready and Started from probe results. Nil:
 	// a running container is started and ready.
 	Probe func(pod *v1.Pod, s *v1.PodStatus)
+	// Evict, when set, fails the pod with this reason and message (an
+	// exceeded activeDeadlineSeconds).
+	Evict *Eviction
+}
+
+// Eviction fails a pod.
+type Eviction struct {
+	Reason  string
+	Message string
 }
 
 // Generate computes the pod's API status (upstream's generateAPIPodStatus).
@@ -97,6 +106,9 @@ func Generate(in Input) v1.PodStatus {
 		if s.Message == "" {
 			s.Message = pod.Status.Message
 		}
+	}
+	if in.Evict != nil {
+		s.Phase, s.Reason, s.Message = v1.PodFailed, in.Evict.Reason, in.Evict.Message
 	}
 	if isTerminal(pod.Status.Phase) && s.Phase != pod.Status.Phase {
 		s.Phase = pod.Status.Phase

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,8 +61,11 @@ func TestManagerWritesEveryTransitionInOrder(t *testing.T) {
 	m, client, clk, stop := newManager(t, p, &running)
 	defer stop()
 
+	var mu sync.Mutex
 	var phases []string
 	client.PrependReactor("patch", "pods", func(a core.Action) (bool, kruntime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		phases = append(phases, string(a.(core.PatchAction).GetPatch()))
 		return false, nil, nil
 	})
@@ -73,7 +77,8 @@ func TestManagerWritesEveryTransitionInOrder(t *testing.T) {
 	m.SetPodStatus(p, statusWith(v1.PodRunning, v1.ConditionTrue, "")) // unchanged: no write
 	m.SetPodStatus(p, statusWith(v1.PodRunning, v1.ConditionFalse, ContainersNotReady))
 	flush(t, m)
-
+	mu.Lock()
+	defer mu.Unlock()
 	if len(phases) != 3 {
 		t.Fatalf("%d patches, want 3: %q", len(phases), phases)
 	}
@@ -126,24 +131,30 @@ func TestManagerDeletesFinishedPod(t *testing.T) {
 	m, client, _, stop := newManager(t, p, &running)
 	defer stop()
 
+	var mu sync.Mutex
 	var deletes []core.DeleteAction
 	client.PrependReactor("delete", "pods", func(a core.Action) (bool, kruntime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		deletes = append(deletes, a.(core.DeleteAction))
 		return false, nil, nil
 	})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(deletes) }
 	m.SetPodStatus(p, statusWith(v1.PodFailed, v1.ConditionFalse, PodFailed))
 	flush(t, m)
-	if len(deletes) != 0 {
+	if count() != 0 {
 		t.Fatal("deleted before TerminatePod")
 	}
 	m.TerminatePod(p)
 	deadline := time.Now().Add(5 * time.Second)
-	for len(deletes) == 0 && time.Now().Before(deadline) {
+	for count() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if len(deletes) != 1 {
-		t.Fatalf("%d deletes", len(deletes))
+	if count() != 1 {
+		t.Fatalf("%d deletes", count())
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	opts := deletes[0].GetDeleteOptions()
 	if opts.GracePeriodSeconds == nil || *opts.GracePeriodSeconds != 0 || opts.Preconditions == nil || *opts.Preconditions.UID != p.UID {
 		t.Fatalf("delete options %+v", opts)
