@@ -71,7 +71,7 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		"--tls-private-key-file=" + c.ServingKeyFile,
 		"--client-ca-file=" + c.ClientCAFile,
 		"--authentication-config=" + authnConfig,
-		"--authorization-mode=AlwaysAllow",
+		"--authorization-mode=Node,RBAC",
 		"--kubelet-client-certificate=" + c.KubeletClientCertFile,
 		"--kubelet-client-key=" + c.KubeletClientKeyFile,
 		"--kubelet-preferred-address-types=InternalIP,Hostname,ExternalIP",
@@ -118,7 +118,7 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		kg.RESTOptionsGetter = storage.SharedClient(c.Etcd, kg.RESTOptionsGetter)
 		eg := cfg.ApiExtensions.GenericConfig
 		eg.RESTOptionsGetter = storage.SharedClient(c.Etcd, eg.RESTOptionsGetter)
-		ag := cfg.Aggregator.GenericConfig
+		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
 	if os.Getenv("K1S_EXP_NO_OPENAPI_V2") != "" {
@@ -126,6 +126,8 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		cfg.ApiExtensions.GenericConfig.OpenAPIConfig = nil
 		cfg.Aggregator.GenericConfig.OpenAPIConfig = nil
 	}
+	ag := cfg.Aggregator.GenericConfig
+	ag.BuildHandlerChainFunc = withVersion(ag.BuildHandlerChainFunc)
 	cc, err := cfg.Complete()
 	if err != nil {
 		return nil, fmt.Errorf("api server config: %w", err)
