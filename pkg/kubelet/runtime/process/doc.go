@@ -37,6 +37,19 @@
 // kubelet's own reason for a container the runtime no longer knows; runtimes
 // never report it.
 //
+// # Streams
+//
+// Attach follows the container log from its current end (so it shows new
+// output only, like docker attach) and sends stdin through the shim's
+// attach socket; for StdinOnce containers the end of the first attach's
+// input closes the process's stdin. TTY containers run on a pseudo-terminal
+// held by the shim (output logged as stdout, resizes over the socket).
+// Exec and ExecSync run a new process with the container's environment and
+// working directory, as a child of the agent; Exec with TTY uses a
+// pseudo-terminal. None of them closes the caller's streams.
+// ReopenContainerLog (beyond the interface) makes the shim reopen LogPath
+// after a log rotator renamed it.
+//
 // # Facts reported the way containerd reports them
 //
 //   - Terminated reason "Completed" for exit 0, "Error" otherwise. A process
