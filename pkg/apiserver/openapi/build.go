@@ -94,12 +94,12 @@ func (b *routeBuilder) docWebServices(doc string) ([]*restful.WebService, error)
 	parts := strings.Split(doc, "/")
 	switch {
 	case len(parts) == 2 && parts[0] == "api":
-		ws, _, err := b.groupVersionWebService("", parts[1])
+		ws, err := b.groupVersionWebService("", parts[1])
 		return []*restful.WebService{ws}, err
 	case len(parts) == 2 && parts[0] == "apis":
 		return []*restful.WebService{groupWebService(parts[1])}, nil
 	case len(parts) == 3 && parts[0] == "apis":
-		ws, _, err := b.groupVersionWebService(parts[1], parts[2])
+		ws, err := b.groupVersionWebService(parts[1], parts[2])
 		return []*restful.WebService{ws}, err
 	}
 	return nil, nil

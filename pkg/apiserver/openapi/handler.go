@@ -261,7 +261,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/openapi/v3" || p == "/openapi/v3/":
 		h.ServeV3Root(w, r)
 	case strings.HasPrefix(p, "/openapi/v3/"):
-		h.ServeV3Doc(w, r)
+		h.ServeV3Group(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -275,9 +275,9 @@ func (h *Handler) ServeV3Root(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "/openapi/v3", s.rootTime, bytes.NewReader(s.root))
 }
 
-// ServeV3Doc serves /openapi/v3/<doc>, redirecting a stale ?hash= to the
+// ServeV3Group serves /openapi/v3/<doc>, redirecting a stale ?hash= to the
 // current one as kube-apiserver does.
-func (h *Handler) ServeV3Doc(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeV3Group(w http.ResponseWriter, r *http.Request) {
 	s := h.state.Load()
 	name := strings.Trim(strings.TrimPrefix(r.URL.Path, "/openapi/v3/"), "/")
 	d, ok := s.v3[name]

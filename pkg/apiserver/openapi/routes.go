@@ -45,15 +45,32 @@ const prettyDoc = "If 'true', then the output is pretty printed. Defaults to 'fa
 // deleteReturnsObject lists the resources whose DELETE answers with the
 // deleted object rather than a Status (genericregistry.Store's
 // ReturnDeletedObject in kube-apiserver's registry).
-var deleteReturnsObject = map[string]bool{
-	"/namespaces": true, "/persistentvolumes": true, "/persistentvolumeclaims": true,
-	"/pods": true, "/podtemplates": true, "/resourcequotas": true, "/services": true,
-	"/serviceaccounts": true,
-	"storage.k8s.io/csidrivers": true, "storage.k8s.io/storageclasses": true,
-	"storage.k8s.io/volumeattachments": true, "storage.k8s.io/csinodes": true,
-	"storage.k8s.io/volumeattributesclasses": true,
-	"resource.k8s.io/deviceclasses": true, "resource.k8s.io/resourceclaims": true,
-	"resource.k8s.io/resourceclaimtemplates": true, "resource.k8s.io/resourceslices": true,
+var deleteReturnsObject = setOf(
+	"/namespaces",
+	"/persistentvolumes",
+	"/persistentvolumeclaims",
+	"/pods",
+	"/podtemplates",
+	"/resourcequotas",
+	"/services",
+	"/serviceaccounts",
+	"storage.k8s.io/csidrivers",
+	"storage.k8s.io/storageclasses",
+	"storage.k8s.io/volumeattachments",
+	"storage.k8s.io/csinodes",
+	"storage.k8s.io/volumeattributesclasses",
+	"resource.k8s.io/deviceclasses",
+	"resource.k8s.io/resourceclaims",
+	"resource.k8s.io/resourceclaimtemplates",
+	"resource.k8s.io/resourceslices",
+)
+
+func setOf(keys ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
 }
 
 // getterWithOptions lists the subresources read with GET and options (not
@@ -84,9 +101,8 @@ func rootPath(group, version string) string {
 
 // groupVersionWebService returns the web service of one group version: the
 // discovery route "/" and every route of its resources. Resources whose
-// kind the scheme does not know (custom resources) are left out, and
-// returned as skipped.
-func (b *routeBuilder) groupVersionWebService(group, ver string) (*restful.WebService, []string, error) {
+// kind the scheme does not know are left out.
+func (b *routeBuilder) groupVersionWebService(group, ver string) (*restful.WebService, error) {
 	prefix := rootPath(group, ver)
 	ws := new(restful.WebService)
 	ws.Path(prefix)
@@ -105,7 +121,6 @@ func (b *routeBuilder) groupVersionWebService(group, ver string) (*restful.WebSe
 	}
 	sort.Slice(inGV, func(i, j int) bool { return inGV[i].Resource < inGV[j].Resource })
 
-	var skipped []string
 	for _, r := range inGV {
 		parentKind := r.Kind
 		if r.IsSubresource() {
@@ -113,12 +128,8 @@ func (b *routeBuilder) groupVersionWebService(group, ver string) (*restful.WebSe
 				parentKind = p.Kind
 			}
 		}
-		ok, err := b.addResourceRoutes(ws, r, parentKind)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s %s: %w", prefix, r.Resource, err)
-		}
-		if !ok {
-			skipped = append(skipped, r.Resource)
+		if _, err := b.addResourceRoutes(ws, r, parentKind); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", prefix, r.Resource, err)
 		}
 	}
 
@@ -128,7 +139,7 @@ func (b *routeBuilder) groupVersionWebService(group, ver string) (*restful.WebSe
 		Produces(mediaTypes...).
 		Consumes(mediaTypes...).
 		Writes(metav1.APIResourceList{}))
-	return ws, skipped, nil
+	return ws, nil
 }
 
 // groupWebService serves /apis/<group> (getAPIGroup).
@@ -452,7 +463,7 @@ func (b *routeBuilder) addResourceRoutes(ws *restful.WebService, r discovery.Res
 			}
 			doc += ". deprecated: use the 'watch' parameter with a list operation instead."
 			rb := ws.GET(a.path).To(noop).Doc(doc).Param(pretty()).
-				Operation("watch" + namespaced + kind + sub + "List" + suffix).Produces(allMediaTypes...).
+				Operation("watch"+namespaced+kind+sub+"List"+suffix).Produces(allMediaTypes...).
 				Returns(http.StatusOK, "OK", metav1.WatchEvent{}).Writes(metav1.WatchEvent{})
 			if err := endpoints.AddObjectParams(ws, rb, &metav1.ListOptions{}); err != nil {
 				return false, err
