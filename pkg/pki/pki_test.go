@@ -333,3 +333,20 @@ func TestEnsureNodeToken(t *testing.T) {
 		t.Error("CAHash collides")
 	}
 }
+
+func TestMachineHostsAndDefaults(t *testing.T) {
+	hosts := append(MachineHosts(), DefaultServingHosts("10.43.0.1", "cluster.local")...)
+	name, _ := os.Hostname()
+	if name != "" && !slices.Contains(hosts, name) {
+		t.Errorf("hosts %v lack the host name %q", hosts, name)
+	}
+	for _, want := range []string{"127.0.0.1", "localhost", "10.43.0.1", "kubernetes.default.svc.cluster.local"} {
+		if !slices.Contains(hosts, want) {
+			t.Errorf("hosts lack %s", want)
+		}
+	}
+	p, _ := newTestPKI(t)
+	if _, err := p.EnsureServingCert(mustCA(t, p), hosts); err != nil {
+		t.Fatal(err)
+	}
+}
