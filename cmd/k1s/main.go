@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"k1s.dev/k1s/pkg/app"
 	"k1s.dev/k1s/pkg/cli"
+	"k1s.dev/k1s/pkg/kubelet/runtime/process"
 )
 
 const usage = `k1s: Kubernetes on one machine, in one binary.
@@ -13,6 +15,7 @@ const usage = `k1s: Kubernetes on one machine, in one binary.
 Usage:
   k1s server [flags]      start the API, controllers, scheduler and a node agent
   k1s kubectl [args]      upstream kubectl, defaulting to k1s's kubeconfig
+  k1s app [flags]         a small HTTP workload for examples and tests
   k1s version             print the version
 `
 
@@ -24,11 +27,15 @@ func main() {
 	args := os.Args[2:]
 	switch os.Args[1] {
 	case "server":
-		os.Exit(cli.Server(args, cli.ServerComponents()))
+		os.Exit(cli.Server(args))
 	case "kubectl":
 		os.Exit(cli.Kubectl(args))
 	case "version", "--version", "-v":
 		os.Exit(cli.Version())
+	case "shim": // hidden: a container's supervisor, re-executed by the host runtime
+		os.Exit(process.ShimMain(args))
+	case "app":
+		os.Exit(app.Main(args))
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

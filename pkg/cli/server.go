@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // Server is `k1s server`.
-func Server(args []string, components []server.Component) int {
+func Server(args []string) int {
 	var o server.Options
 	var etcd string
 	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
@@ -27,6 +28,7 @@ func Server(args []string, components []server.Component) int {
 	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service cluster IPs")
 	fs.BoolVar(&o.DisableAgent, "disable-agent", false, "run no node agent in the server")
 	fs.BoolVar(&o.DisableControllers, "disable-controllers", false, "run neither controllers nor the scheduler")
+	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", false, "stop this node's containers when the server stops (default: leave them running for the next start to adopt)")
 	klogFlags := klogFlagSet()
 	fs.AddGoFlagSet(klogFlags)
 	if err := fs.Parse(args); err != nil {
@@ -36,7 +38,8 @@ func Server(args []string, components []server.Component) int {
 	if etcd != "" {
 		o.EtcdEndpoints = strings.Split(etcd, ",")
 	}
-	o.Components = components
+	o.Components = ServerComponents(&o)
+	exposeSelfOnPath()
 	startPprof()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -45,4 +48,14 @@ func Server(args []string, components []server.Component) int {
 		return 1
 	}
 	return 0
+}
+
+// exposeSelfOnPath puts this binary's directory first on PATH, so host-runtime
+// containers can run `k1s app` (the examples' workload) wherever k1s lives.
+func exposeSelfOnPath() {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	os.Setenv("PATH", filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
