@@ -12,6 +12,7 @@ import (
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	apidiscoveryv2beta1 "k8s.io/api/apidiscovery/v2beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -300,8 +301,13 @@ func TestClientGoSeesTheSameAPIEitherWay(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	collect := func(legacy bool) ([]string, map[string][]string) {
-		dc := discovery.NewDiscoveryClientForConfigOrDie(&rest.Config{Host: srv.URL})
+	collect := func(legacy bool, protobuf ...bool) ([]string, map[string][]string) {
+		cfg := &rest.Config{Host: srv.URL}
+		if len(protobuf) > 0 {
+			cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+			cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		}
+		dc := discovery.NewDiscoveryClientForConfigOrDie(cfg)
 		dc.UseLegacyDiscovery = legacy
 		groups, lists, err := dc.ServerGroupsAndResources()
 		if err != nil {
@@ -334,6 +340,13 @@ func TestClientGoSeesTheSameAPIEitherWay(t *testing.T) {
 	if d := cmp.Diff(legRes, aggRes); d != "" {
 		t.Errorf("resources differ (-legacy +aggregated):\n%s", d)
 	}
+	pbGroups, pbRes := collect(true, true)
+	if d := cmp.Diff(legGroups, pbGroups); d != "" {
+		t.Errorf("groups differ (-json +protobuf):\n%s", d)
+	}
+	if d := cmp.Diff(legRes, pbRes); d != "" {
+		t.Errorf("resources differ (-json +protobuf):\n%s", d)
+	}
 	if aggGroups[0] != "=v1" || aggGroups[1] != "apps=v1" {
 		t.Errorf("order: %v", aggGroups)
 	}
@@ -347,5 +360,28 @@ func TestClientGoSeesTheSameAPIEitherWay(t *testing.T) {
 	gv, _ := schema.ParseGroupVersion(preferred[0].GroupVersion)
 	if gv.Group != "" || preferred[1].GroupVersion != "apps/v1" {
 		t.Errorf("preferred resources start with %s, %s", preferred[0].GroupVersion, preferred[1].GroupVersion)
+	}
+}
+
+// TestProtobufLegacy covers clients configured for protobuf (controllers),
+// whose discovery requests then accept protobuf first.
+func TestProtobufLegacy(t *testing.T) {
+	h := New(kubeResources(), Options{})
+	for path, into := range map[string]runtime.Object{
+		"/api": &metav1.APIVersions{}, "/api/v1": &metav1.APIResourceList{},
+		"/apis": &metav1.APIGroupList{}, "/apis/apps/v1": &metav1.APIResourceList{},
+	} {
+		rec := get(t, h, path, "application/vnd.kubernetes.protobuf, */*")
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/vnd.kubernetes.protobuf" {
+			t.Fatalf("%s: %d %q", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		// As client-go's REST client decodes it: into the expected type.
+		obj, _, err := h.codecs.UniversalDeserializer().Decode(rec.Body.Bytes(), nil, into)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if l, ok := obj.(*metav1.APIResourceList); ok && len(l.APIResources) == 0 {
+			t.Errorf("%s: empty list", path)
+		}
 	}
 }
