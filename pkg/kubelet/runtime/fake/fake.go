@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +30,9 @@ type Behavior struct {
 	// IgnoreTerm: StopContainer ends it with SIGKILL (exit 137) instead of
 	// SIGTERM (exit 143), as a shell that ignores SIGTERM would.
 	IgnoreTerm bool
-	// StartError makes StartContainer fail with this error.
-	StartError error
+	// CreateError makes CreateContainer fail, StartError StartContainer.
+	CreateError error
+	StartError  error
 }
 
 // Runtime is the fake. The zero value is not usable: call New.
@@ -245,8 +245,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if _, ok := r.sandboxes[sandboxID]; !ok {
 		return "", fmt.Errorf("sandbox %s: %w", sandboxID, runtime.ErrNotFound)
 	}
-	if len(cfg.Command) == 0 && len(cfg.Args) == 0 && r.name == "host" && strings.HasPrefix(cfg.Image, "invalid") {
-		return "", fmt.Errorf("container %s has neither command nor args: %w", cfg.Name, runtime.ErrInvalidConfig)
+	if err := r.behaviors[cfg.Name].CreateError; err != nil {
+		return "", err
 	}
 	r.seq++
 	id := fmt.Sprintf("c%d", r.seq)

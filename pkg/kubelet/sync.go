@@ -1,0 +1,292 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"k1s.dev/k1s/pkg/kubelet/podstate"
+	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/kubelet/status"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const (
+	// resyncInterval: a pod with nothing pending is synced again after this
+	// (upstream's syncFrequency).
+	resyncInterval = time.Minute
+	// errorRequeue: a sync that failed is retried after this (upstream's
+	// backOffPeriod).
+	errorRequeue = 10 * time.Second
+)
+
+// step runs one level-triggered step of a pod's worker and returns when to
+// run the next one.
+func (k *Kubelet) step(ctx context.Context, w *podWorker) time.Duration {
+	pod, gone, st := w.snapshot()
+	switch st {
+	case stageSync:
+		if gone || pod.DeletionTimestamp != nil {
+			w.setStage(stageTerminating)
+			return 0
+		}
+		terminal, requeue := k.syncPod(ctx, pod)
+		if terminal {
+			w.setStage(stageTerminating)
+			return 0
+		}
+		return requeue
+	case stageTerminating:
+		if err := k.syncTerminatingPod(ctx, w); err != nil {
+			if ctx.Err() != nil {
+				return waitForWake
+			}
+			if errors.Is(err, context.Canceled) {
+				return 0 // grace period shortened: terminate again
+			}
+			log.Printf("kubelet: terminating pod %s/%s: %v", pod.Namespace, pod.Name, err)
+			return time.Second
+		}
+		w.setStage(stageTerminated)
+		return 0
+	case stageTerminated:
+		if !gone {
+			k.status.TerminatePod(pod)
+		}
+		w.setStage(stageFinished)
+		return 0
+	default:
+		if gone {
+			k.cleanupPod(ctx, pod)
+			return workerDone
+		}
+		return waitForWake
+	}
+}
+
+// podState lists what the runtime runs for the pod.
+func (k *Kubelet) podState(ctx context.Context, uid types.UID, rt runtime.Runtime) (*podstate.PodState, error) {
+	sbs, err := rt.ListPodSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mine []*runtime.SandboxStatus
+	for _, sb := range sbs {
+		if types.UID(sb.UID) == uid || types.UID(sb.Labels[podstate.LabelPodUID]) == uid {
+			mine = append(mine, sb)
+			k.pleg.knowSandbox(sb.ID, uid)
+		}
+	}
+	cs, err := rt.ListContainers(ctx, runtime.ContainerFilter{Labels: map[string]string{podstate.LabelPodUID: string(uid)}})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if c.State == runtime.ContainerExited {
+			k.addTerminationMessage(c)
+		}
+	}
+	return podstate.New(uid, rt.Name(), mine, cs), nil
+}
+
+// podStateAnywhere finds the pod's sandboxes on whichever runtime has them
+// (a pod whose RuntimeClass can no longer be resolved).
+func (k *Kubelet) podStateAnywhere(ctx context.Context, pod *v1.Pod) (*podstate.PodState, runtime.Runtime, error) {
+	if rt, err := k.runtimes.forPod(ctx, k.client, pod); err == nil {
+		st, err := k.podState(ctx, pod.UID, rt)
+		return st, rt, err
+	}
+	for _, rt := range k.runtimes.all() {
+		st, err := k.podState(ctx, pod.UID, rt)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(st.Sandboxes) > 0 || len(st.Containers) > 0 {
+			return st, rt, nil
+		}
+	}
+	rt := k.runtimes.byName[k.runtimes.def]
+	return podstate.New(pod.UID, rt.Name(), nil, nil), rt, nil
+}
+
+// generateStatus computes the pod's API status from the runtime state.
+func (k *Kubelet) generateStatus(pod *v1.Pod, state *podstate.PodState, terminal bool) v1.PodStatus {
+	old, ok := k.status.GetPodStatus(pod.UID)
+	if !ok {
+		old = pod.Status
+	}
+	in := status.Input{
+		Pod: pod, State: state, Old: old, Reasons: k.reasons.get(pod.UID), PodIsTerminal: terminal,
+		HostIPs: []string{k.hostIP}, RuntimeName: state.Runtime, Probe: k.probes.UpdatePodStatus,
+	}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil {
+		start := old.StartTime
+		if start == nil {
+			start = pod.Status.StartTime
+		}
+		if start != nil && k.clock.Since(start.Time) >= time.Duration(*d)*time.Second {
+			in.Evict = &status.Eviction{Reason: status.DeadlineExceeded, Message: "Pod was active on the node longer than the specified deadline"}
+			if _, seen := k.deadlineEvents.LoadOrStore(pod.UID, true); !seen {
+				k.recorder.Event(podRef(pod), v1.EventTypeNormal, status.DeadlineExceeded, in.Evict.Message)
+			}
+		}
+	}
+	return status.Generate(in)
+}
+
+// syncPod brings a running pod towards its spec: report its status, then
+// plan and act. It says whether the pod reached a terminal phase and when to
+// sync again.
+func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requeue time.Duration) {
+	rt, err := k.runtimes.forPod(ctx, k.client, pod)
+	if err != nil {
+		k.recorder.Eventf(podRef(pod), v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		k.status.SetPodStatus(pod, k.generateStatus(pod, podstate.New(pod.UID, k.runtimes.def, nil, nil), false))
+		return false, errorRequeue
+	}
+	state, err := k.podState(ctx, pod.UID, rt)
+	if err != nil {
+		log.Printf("kubelet: runtime state of pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		return false, time.Second
+	}
+	apiStatus := k.generateStatus(pod, state, false)
+	k.status.SetPodStatus(pod, apiStatus)
+	if apiStatus.Phase == v1.PodSucceeded || apiStatus.Phase == v1.PodFailed {
+		return true, 0
+	}
+
+	if _, err := k.volumes.Setup(ctx, pod, state.IPs(k.hostIP)); err != nil {
+		k.recorder.Event(podRef(pod), v1.EventTypeWarning, "FailedMount", err.Error())
+		return false, errorRequeue
+	}
+	k.probes.AddPod(pod)
+
+	actions := computePodActions(pod, state, k.probes)
+	res := k.execute(ctx, pod, state, rt, actions)
+	k.reasons.update(pod.UID, res.starts)
+
+	requeue = resyncInterval
+	switch {
+	case res.createdSandbox:
+		requeue = 0
+	case !res.backoffUntil().IsZero():
+		requeue = res.backoffUntil().Sub(k.clock.Now())
+		if requeue < 0 {
+			requeue = 0
+		}
+	case res.failed():
+		requeue = errorRequeue
+	}
+	if requeue > resyncInterval {
+		requeue = resyncInterval
+	}
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && apiStatus.StartTime != nil {
+		left := time.Duration(*d)*time.Second - k.clock.Since(apiStatus.StartTime.Time)
+		if left < 0 {
+			left = 0
+		}
+		if left < requeue {
+			requeue = left
+		}
+	}
+	return false, requeue
+}
+
+// syncTerminatingPod stops every container of the pod with its grace period
+// (preStop hooks first; sidecars after the app containers), then reports its
+// final status.
+func (k *Kubelet) syncTerminatingPod(ctx context.Context, w *podWorker) error {
+	pod, gone, _ := w.snapshot()
+	state, rt, err := k.podStateAnywhere(ctx, pod)
+	if err != nil {
+		return err
+	}
+	if !gone {
+		k.status.SetPodStatus(pod, k.generateStatus(pod, state, false))
+	}
+	k.probes.StopLivenessAndStartup(pod)
+
+	var override *int64
+	if gone && pod.DeletionGracePeriodSeconds == nil {
+		one := int64(1)
+		override = &one
+	}
+	grace := gracePeriod(pod, nil, killUnknown)
+	if override != nil {
+		grace = *override
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.termCancel, w.termGrace = cancel, &grace
+	w.mu.Unlock()
+	defer func() {
+		cancel()
+		w.mu.Lock()
+		w.termCancel, w.termGrace = nil, nil
+		w.mu.Unlock()
+	}()
+	if err := k.killPod(tctx, pod, state, rt, override); err != nil {
+		if tctx.Err() != nil && ctx.Err() == nil {
+			return context.Canceled
+		}
+		k.recorder.Eventf(podRef(pod), v1.EventTypeWarning, "FailedKillPod", "error killing pod: %v", err)
+		return fmt.Errorf("error killing terminating pod: %w", err)
+	}
+	k.probes.RemovePod(pod)
+
+	stopped, err := k.podState(ctx, pod.UID, rt)
+	if err != nil {
+		return err
+	}
+	for _, c := range stopped.Containers {
+		if c.State == runtime.ContainerRunning {
+			return fmt.Errorf("container %s still running after the pod was killed", c.ID)
+		}
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	if !gone {
+		k.status.SetPodStatus(pod, k.generateStatus(pod, stopped, true))
+	}
+	return nil
+}
+
+// cleanupPod removes everything left of a pod deleted from the API server:
+// containers, sandboxes, logs, volumes and cached state.
+func (k *Kubelet) cleanupPod(ctx context.Context, pod *v1.Pod) {
+	k.removeRuntimePod(ctx, pod.UID, time.Second)
+	os.RemoveAll(k.podLogDir(pod))
+	k.volumes.Cleanup(pod.UID)
+	k.reasons.remove(pod.UID)
+	k.status.RemovePod(pod.UID)
+	k.probes.RemovePod(pod)
+	k.pleg.forget(pod.UID)
+	k.deadlineEvents.Delete(pod.UID)
+}
+
+// removeRuntimePod kills and removes every container and sandbox of uid on
+// every runtime.
+func (k *Kubelet) removeRuntimePod(ctx context.Context, uid types.UID, grace time.Duration) {
+	for _, rt := range k.runtimes.all() {
+		st, err := k.podState(ctx, uid, rt)
+		if err != nil {
+			continue
+		}
+		for _, c := range st.Running() {
+			rt.StopContainer(ctx, c.ID, grace)
+		}
+		for _, c := range st.Containers {
+			rt.RemoveContainer(ctx, c.ID)
+			k.termMsgs.Delete(c.ID)
+		}
+		for _, sb := range st.Sandboxes {
+			rt.StopPodSandbox(ctx, sb.ID)
+			rt.RemovePodSandbox(ctx, sb.ID)
+		}
+	}
+}
