@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k1s.dev/k1s/bench/internal/harness"
+)
+
+const readyTimeout = 90 * time.Second
+
+// startup: cold start (exec → first 200 on /readyz) on fresh data dirs,
+// then a warm restart on the last one, whose idle memory is read 5 s after
+// ready. These servers run with default flags: everything the server runs.
+func (b *bench) startup(ctx context.Context) error {
+	var cold, stops []time.Duration
+	var dir string
+	for i := 0; i < b.coldRuns; i++ {
+		dir = b.newDir()
+		s, err := harness.Start(b.binary, dir)
+		if err != nil {
+			return err
+		}
+		d, err := s.WaitReadyz(readyTimeout)
+		if err != nil {
+			s.Stop()
+			return fmt.Errorf("cold start %d: %w", i+1, err)
+		}
+		// The components start after the ready line: let it come before
+		// stopping, so shutdown is measured on a whole server.
+		if err := s.WaitLogReady(10 * time.Second); err != nil {
+			s.Stop()
+			return err
+		}
+		stop, err := s.Stop()
+		if err != nil {
+			return err
+		}
+		b.log("cold start %d: /readyz 200 after %s, SIGTERM → exit %s", i+1, harness.Ms(d), harness.Ms(stop))
+		cold = append(cold, d)
+		stops = append(stops, stop)
+	}
+	b.table.Add(fmt.Sprintf("cold start → /readyz 200, fresh data dir (median of %d)", len(cold)),
+		fmt.Sprintf("%s (min %s, max %s)", harness.Ms(harness.Median(cold)), harness.Ms(harness.Quantile(cold, 0)), harness.Ms(harness.Quantile(cold, 1))), "< 1 s")
+
+	s, err := harness.Start(b.binary, dir)
+	if err != nil {
+		return err
+	}
+	d, err := s.WaitReadyz(readyTimeout)
+	if err != nil {
+		s.Stop()
+		return fmt.Errorf("warm restart: %w", err)
+	}
+	b.log("warm restart: /readyz 200 after %s", harness.Ms(d))
+	b.table.Add("warm restart → /readyz 200, existing data dir", harness.Ms(d), "")
+	if b.only["rss"] {
+		harness.Sleep(ctx, time.Until(s.Started.Add(d).Add(5*time.Second)))
+		if err := b.memory(s, "server memory idle 5 s after ready (default flags, empty store)"); err != nil {
+			s.Stop()
+			return err
+		}
+	}
+	stop, err := s.Stop()
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stop)
+	b.table.Add(fmt.Sprintf("graceful stop, SIGTERM → exit (median of %d)", len(stops)), harness.Ms(harness.Median(stops)), "")
+	return nil
+}
+
+// memory adds the RSS (and PSS / USS if smaps_rollup is readable) rows.
+func (b *bench) memory(s *harness.Server, what string) error {
+	m, err := harness.ReadMemory(s.PID())
+	if err != nil {
+		return err
+	}
+	b.log("%s: RSS %s PSS %s USS %s", what, harness.MB(m.RSS), harness.MB(m.PSS), harness.MB(m.USS))
+	b.table.Add(what+": RSS", harness.MB(m.RSS), "< 150 MB")
+	if m.HavePSS {
+		b.table.Add(what+": PSS / USS", harness.MB(m.PSS)+" / "+harness.MB(m.USS), "")
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the k1s benchmarks and prints one markdown table.
+#
+#   bench/run.sh                 # everything (api, pod)
+#   bench/run.sh api             # API server only
+#   bench/run.sh api:create,list # a subset of the API measures
+#   bench/run.sh pod             # pod start-up (n/a until a node agent runs)
+#
+# Extra flags per program: APIBENCH_FLAGS="-objects 500" PODBENCH_FLAGS="-burst 50".
+# Progress goes to stderr, the table to stdout. Uses bin/k1s (runs
+# `make build` only if it is missing); the benchmark programs are compiled
+# into a temporary directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+suites=()
+for a in "$@"; do
+	case "$a" in
+	all) suites+=(api pod) ;;
+	api | api:* | pod) suites+=("$a") ;;
+	-h | --help)
+		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "bench/run.sh: unknown suite '$a' (want api, api:MEASURES, pod or all)" >&2
+		exit 2
+		;;
+	esac
+done
+[ ${#suites[@]} -eq 0 ] && suites=(api pod)
+
+if [ ! -x bin/k1s ]; then
+	echo "bench/run.sh: bin/k1s missing, running make build" >&2
+	make build >&2
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/k1s-bench-bin.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/" ./bench/cmd/apibench ./bench/cmd/podbench
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)
+echo "k1s benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "machine: ${cpu:-unknown CPU}, $(nproc) CPUs, ${mem:-? GiB} RAM, $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '| measure | value | target |\n|---|---|---|\n'
+
+status=0
+for s in "${suites[@]}"; do
+	case "$s" in
+	api) "$tmp/apibench" -k1s bin/k1s -header=false ${APIBENCH_FLAGS:-} || status=1 ;;
+	api:*) "$tmp/apibench" -k1s bin/k1s -header=false -only "${s#api:}" ${APIBENCH_FLAGS:-} || status=1 ;;
+	pod) "$tmp/podbench" -k1s bin/k1s -header=false ${PODBENCH_FLAGS:-} || status=1 ;;
+	esac
+done
+exit $status
