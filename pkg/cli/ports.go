@@ -3,6 +3,7 @@ package cli
 import (
 	"net"
 	"strconv"
+	"strings"
 
 	"k8s.io/component-base/version"
 )
@@ -19,4 +20,11 @@ func freePortOr(host string, port int) int {
 	return port
 }
 
-func versionString() string { return version.Get().GitVersion }
+// versionString is k1s's version (containerRuntimeVersion host://<it>).
+func versionString() string {
+	v := version.Get().GitVersion
+	if strings.HasPrefix(v, "v0.0.0") { // built without the Makefile's -ldflags
+		return KubernetesVersion + "+k1s"
+	}
+	return v
+}

@@ -3,8 +3,6 @@ package cli
 import (
 	"fmt"
 	"runtime"
-
-	"k8s.io/component-base/version"
 )
 
 // KubernetesVersion is the Kubernetes release whose modules k1s is built on.
@@ -12,8 +10,7 @@ const KubernetesVersion = "v1.37.2"
 
 // Version prints k1s's version like `k3s --version`.
 func Version() int {
-	v := version.Get()
-	fmt.Printf("k1s version %s (Kubernetes %s)\n", v.GitVersion, KubernetesVersion)
+	fmt.Printf("k1s version %s (Kubernetes %s)\n", versionString(), KubernetesVersion)
 	fmt.Printf("go version %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return 0
 }
