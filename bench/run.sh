@@ -40,10 +40,13 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/k1s-bench-bin.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/" ./bench/cmd/apibench ./bench/cmd/podbench
+# A private copy: other sessions may rebuild bin/k1s while this runs, and
+# servers of other users mapping the same file would make PSS vary.
+cp -p bin/k1s "$tmp/k1s"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)
-echo "k1s benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "k1s benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), bin/k1s built $(date -u -r "$tmp/k1s" +%Y-%m-%dT%H:%MZ), HEAD $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "machine: ${cpu:-unknown CPU}, $(nproc) CPUs, ${mem:-? GiB} RAM, $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 printf '| measure | value | target |\n|---|---|---|\n'
@@ -51,9 +54,9 @@ printf '| measure | value | target |\n|---|---|---|\n'
 status=0
 for s in "${suites[@]}"; do
 	case "$s" in
-	api) "$tmp/apibench" -k1s bin/k1s -header=false ${APIBENCH_FLAGS:-} || status=1 ;;
-	api:*) "$tmp/apibench" -k1s bin/k1s -header=false -only "${s#api:}" ${APIBENCH_FLAGS:-} || status=1 ;;
-	pod) "$tmp/podbench" -k1s bin/k1s -header=false ${PODBENCH_FLAGS:-} || status=1 ;;
+	api) "$tmp/apibench" -k1s "$tmp/k1s" -header=false ${APIBENCH_FLAGS:-} || status=1 ;;
+	api:*) "$tmp/apibench" -k1s "$tmp/k1s" -header=false -only "${s#api:}" ${APIBENCH_FLAGS:-} || status=1 ;;
+	pod) "$tmp/podbench" -k1s "$tmp/k1s" -header=false ${PODBENCH_FLAGS:-} || status=1 ;;
 	esac
 done
 exit $status

@@ -3,7 +3,9 @@
 // burst of pods created at once, with host-runtime pods (`sleep 3600`).
 // It starts its own `k1s server` (or uses -kubeconfig) and prints a
 // markdown table; when no Node is Ready within -node-wait every value is
-// "n/a (no node)" and it exits 0.
+// "n/a (no node)" and it exits 0. Each measure runs twice: through the
+// scheduler, and with spec.nodeName set in the manifest (the node agent
+// alone); a mode whose first pod is not scheduled is reported n/a.
 package main
 
 import (
@@ -32,7 +34,9 @@ type config struct {
 	single     int
 	burst      int
 	clients    int
+	modes      []string
 	nodeWait   time.Duration
+	schedWait  time.Duration
 	podTimeout time.Duration
 	keep       bool
 }
@@ -41,6 +45,7 @@ func main() {
 	var (
 		c          config
 		serverArgs string
+		modes      string
 		header     bool
 	)
 	flag.StringVar(&c.binary, "k1s", "bin/k1s", "the k1s binary")
@@ -49,12 +54,24 @@ func main() {
 	flag.IntVar(&c.single, "single", 20, "pods started one at a time")
 	flag.IntVar(&c.burst, "burst", 100, "pods created at once")
 	flag.IntVar(&c.clients, "clients", 16, "concurrent clients creating the burst")
+	flag.StringVar(&modes, "modes", "scheduler,bound", "comma-separated: scheduler (nodeName empty), bound (nodeName set to the Ready node)")
 	flag.DurationVar(&c.nodeWait, "node-wait", 10*time.Second, "how long to wait for a Ready Node")
-	flag.DurationVar(&c.podTimeout, "pod-timeout", 60*time.Second, "how long a pod (or the burst) may take to be Ready")
+	flag.DurationVar(&c.schedWait, "sched-wait", 10*time.Second, "how long the first pod of a mode may wait for a node")
+	flag.DurationVar(&c.podTimeout, "pod-timeout", 30*time.Second, "how long a pod (or the burst) may take to be Ready")
 	flag.BoolVar(&header, "header", true, "print the markdown table header")
 	flag.BoolVar(&c.keep, "keep", false, "keep the data dir and server log")
 	flag.Parse()
 	c.serverArgs = strings.Fields(serverArgs)
+	for _, m := range strings.Split(modes, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "scheduler", "bound":
+			c.modes = append(c.modes, m)
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "podbench: unknown mode %q (want scheduler, bound)\n", m)
+			os.Exit(2)
+		}
+	}
 
 	b := &bench{config: c}
 	err := b.run(context.Background())
@@ -68,19 +85,30 @@ func main() {
 type bench struct {
 	config
 	table harness.Table
+	quiet bool // tests
 }
 
 func (b *bench) log(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "podbench: "+format+"\n", args...)
+	if !b.quiet {
+		fmt.Fprintf(os.Stderr, "podbench: "+format+"\n", args...)
+	}
 }
 
-// measures are the rows, filled with "n/a (no node)" when there is none.
-func (b *bench) measures() []string {
-	return []string{
-		fmt.Sprintf("pod create → Running, 1 pod at a time (x%d): p50 / p99", b.single),
-		fmt.Sprintf("pod create → Ready (no probes), 1 pod at a time (x%d): p50 / p99", b.single),
-		fmt.Sprintf("pod create → Running, %d pods at once: p50 / p99 / all", b.burst),
-		fmt.Sprintf("pod create → Ready (no probes), %d pods at once: p50 / p99 / all", b.burst),
+// labels of the modes' rows.
+func modeLabel(m string) string {
+	if m == "bound" {
+		return "nodeName set (agent only)"
+	}
+	return "via scheduler"
+}
+
+// measures are the row names of one mode.
+func (b *bench) measures(label string) [4]string {
+	return [4]string{
+		fmt.Sprintf("pod create → Running, 1 pod at a time (x%d), %s: p50 / p99", b.single, label),
+		fmt.Sprintf("pod create → Ready (no probes), 1 pod at a time (x%d), %s: p50 / p99", b.single, label),
+		fmt.Sprintf("pod create → Running, %d pods at once, %s: p50 / p99 / all", b.burst, label),
+		fmt.Sprintf("pod create → Ready (no probes), %d pods at once, %s: p50 / p99 / all", b.burst, label),
 	}
 }
 
@@ -100,8 +128,10 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if node == "" {
 		b.log("no Node Ready within %s", b.nodeWait)
-		for _, m := range b.measures() {
-			b.table.Add(m, "n/a (no node)", "")
+		for _, m := range b.modes {
+			for _, r := range b.measures(modeLabel(m)) {
+				b.table.Add(r, "n/a (no node)", "")
+			}
 		}
 		return nil
 	}
@@ -114,19 +144,29 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	defer tr.stop()
-	m := b.measures()
-	run, ready := b.singles(ctx, c, tr)
-	b.table.Add(m[0], run, "")
-	b.table.Add(m[1], ready, "")
 	clients := make([]kubernetes.Interface, b.clients)
 	for i := range clients {
 		if clients[i], err = kubernetes.NewForConfig(harness.OwnConnection(cfg)); err != nil {
 			return err
 		}
 	}
-	run, ready = b.burstStart(ctx, clients, tr)
-	b.table.Add(m[2], run, "")
-	b.table.Add(m[3], ready, "")
+	for _, name := range b.modes {
+		m := mode{label: modeLabel(name)}
+		if name == "bound" {
+			m.nodeName = node
+		}
+		rows := b.measures(m.label)
+		res := b.singles(ctx, c, tr, m)
+		b.table.Add(rows[0], res.running, "")
+		b.table.Add(rows[1], res.ready, "")
+		if res.ok {
+			res = b.burstStart(ctx, clients, tr, m)
+		} else {
+			res = result{"n/a (skipped: single pod failed)", "n/a (skipped: single pod failed)", false}
+		}
+		b.table.Add(rows[2], res.running, "")
+		b.table.Add(rows[3], res.ready, "")
+	}
 	return nil
 }
 
@@ -202,11 +242,13 @@ func waitReadyNode(ctx context.Context, c kubernetes.Interface, wait time.Durati
 }
 
 // sleepPod is a host-runtime pod that runs until deleted.
-func sleepPod(name string) *corev1.Pod {
+// nodeName "" leaves it to the scheduler.
+func sleepPod(name, nodeName string) *corev1.Pod {
 	grace := int64(1)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "podbench"}},
 		Spec: corev1.PodSpec{
+			NodeName:                      nodeName,
 			TerminationGracePeriodSeconds: &grace,
 			Containers: []corev1.Container{{
 				Name:    "sleep",

@@ -37,7 +37,7 @@ func TestTrackerObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := &tracker{running: map[string]time.Time{}, ready: map[string]time.Time{}, gone: map[string]bool{}}
+			tr := newTrackerState()
 			for i, e := range tt.events {
 				tr.observe(e.typ, e.pod, at.Add(time.Duration(i)*time.Second))
 			}
@@ -93,17 +93,18 @@ func TestRunWithFakeNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.stop()
-	b := &bench{config: config{single: 3, burst: 10, podTimeout: 5 * time.Second}}
-	run, ready := b.singles(ctx, c, tr)
-	for _, v := range []string{run, ready} {
-		if strings.HasPrefix(v, "n/a") || strings.Count(v, " / ") != 1 {
-			t.Errorf("singles: %q", v)
+	b := &bench{quiet: true, config: config{single: 3, burst: 10, podTimeout: 5 * time.Second, schedWait: 5 * time.Second}}
+	m := mode{label: "bound", nodeName: "n"}
+	res := b.singles(ctx, c, tr, m)
+	for _, v := range []string{res.running, res.ready} {
+		if !res.ok || strings.HasPrefix(v, "n/a") || strings.Count(v, " / ") != 1 {
+			t.Errorf("singles: %+v", res)
 		}
 	}
-	run, ready = b.burstStart(ctx, []kubernetes.Interface{c, c, c}, tr)
-	for _, v := range []string{run, ready} {
-		if strings.HasPrefix(v, "n/a") || strings.Count(v, " / ") != 2 {
-			t.Errorf("burst: %q", v)
+	res = b.burstStart(ctx, []kubernetes.Interface{c, c, c}, tr, m)
+	for _, v := range []string{res.running, res.ready} {
+		if !res.ok || strings.HasPrefix(v, "n/a") || strings.Count(v, " / ") != 2 {
+			t.Errorf("burst: %+v", res)
 		}
 	}
 	pods, _ := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
@@ -134,11 +135,15 @@ func TestTimeoutIsNotAFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.stop()
-	b := &bench{config: config{single: 2, burst: 3, podTimeout: 50 * time.Millisecond}}
-	if run, _ := b.singles(ctx, c, tr); !strings.Contains(run, "not Ready within") {
-		t.Errorf("singles = %q", run)
+	b := &bench{quiet: true, config: config{single: 2, burst: 3, podTimeout: 50 * time.Millisecond, schedWait: 50 * time.Millisecond}}
+	if res := b.singles(ctx, c, tr, mode{}); res.ok || !strings.Contains(res.running, "not scheduled within") {
+		t.Errorf("singles, no scheduler = %+v", res)
 	}
-	if run, _ := b.burstStart(ctx, []kubernetes.Interface{c}, tr); !strings.Contains(run, "0 of 3 Ready") {
-		t.Errorf("burst = %q", run)
+	bound := mode{nodeName: "n"}
+	if res := b.singles(ctx, c, tr, bound); res.ok || !strings.Contains(res.running, "not Ready within 50ms (no phase)") {
+		t.Errorf("singles, no agent = %+v", res)
+	}
+	if res := b.burstStart(ctx, []kubernetes.Interface{c}, tr, bound); res.ok || !strings.Contains(res.running, "0 of 3 Ready") {
+		t.Errorf("burst = %+v", res)
 	}
 }

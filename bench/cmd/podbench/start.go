@@ -13,37 +13,54 @@ import (
 	"k1s.dev/k1s/bench/internal/harness"
 )
 
+// mode is how pods reach their node: through the scheduler (nodeName
+// empty) or bound in the manifest (the node agent alone).
+type mode struct {
+	label    string
+	nodeName string
+}
+
+// result of one start-up measure: Running and Ready values, and whether
+// the next measures of the mode are worth running.
+type result struct {
+	running, ready string
+	ok             bool
+}
+
+func failed(msg string) result { return result{"n/a: " + msg, "n/a: " + msg, false} }
+
 // singles starts pods one at a time, each timed from the start of its
 // create request; each is deleted (and gone) before the next.
-func (b *bench) singles(ctx context.Context, c kubernetes.Interface, tr *tracker) (running, ready string) {
+func (b *bench) singles(ctx context.Context, c kubernetes.Interface, tr *tracker, m mode) result {
 	var run, rdy []time.Duration
 	for i := 0; i < b.single; i++ {
 		name := fmt.Sprintf("single-%03d", i)
 		t0 := time.Now()
-		if _, err := c.CoreV1().Pods(ns).Create(ctx, sleepPod(name), metav1.CreateOptions{}); err != nil {
-			msg := "n/a: create: " + err.Error()
-			return msg, msg
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, sleepPod(name, m.nodeName), metav1.CreateOptions{}); err != nil {
+			return failed("create: " + err.Error())
+		}
+		if !tr.waitBound(ctx, name, b.schedWait) {
+			b.deleteAll(ctx, c, tr, []string{name})
+			return failed(fmt.Sprintf("not scheduled within %s (no scheduler?)", b.schedWait))
 		}
 		if tr.waitReady(ctx, []string{name}, b.podTimeout) == 0 {
+			state := tr.describe(name)
 			b.deleteAll(ctx, c, tr, []string{name})
-			msg := fmt.Sprintf("n/a: %s not Ready within %s", name, b.podTimeout)
-			return msg, msg
+			return failed(fmt.Sprintf("not Ready within %s (%s)", b.podTimeout, state))
 		}
 		r, y := tr.times([]string{name})
 		run = append(run, r[0].Sub(t0))
 		rdy = append(rdy, y[0].Sub(t0))
 		b.deleteAll(ctx, c, tr, []string{name})
 	}
-	b.log("single pods: Running p50 %s, Ready p50 %s", harness.Ms(harness.Median(run)), harness.Ms(harness.Median(rdy)))
-	return p50p99(run), p50p99(rdy)
+	b.log("single pods, %s: Running %s, Ready %s", m.label, p50p99(run), p50p99(rdy))
+	return result{p50p99(run), p50p99(rdy), true}
 }
 
-// burstStart creates b.burst pods from b.clients clients at once; each pod
-// is timed from the start of its own create request, "all" from the first
-// request to the last pod.
-// clients[0] also deletes them.
-func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, tr *tracker) (running, ready string) {
-	c := clients[0]
+// burstStart creates b.burst pods at once, one worker per client (clients[0]
+// also deletes them); each pod is timed from the start of its own create
+// request, "all" from the first request to the last pod.
+func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, tr *tracker, m mode) result {
 	names := make([]string, b.burst)
 	starts := make([]time.Time, b.burst)
 	for i := range names {
@@ -64,7 +81,7 @@ func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, 
 					return
 				}
 				starts[i] = time.Now()
-				if _, err := cc.CoreV1().Pods(ns).Create(ctx, sleepPod(names[i]), metav1.CreateOptions{}); err != nil {
+				if _, err := cc.CoreV1().Pods(ns).Create(ctx, sleepPod(names[i], m.nodeName), metav1.CreateOptions{}); err != nil {
 					errMu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -76,16 +93,18 @@ func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, 
 		}()
 	}
 	wg.Wait()
-	defer b.deleteAll(ctx, c, tr, names)
+	defer b.deleteAll(ctx, clients[0], tr, names)
 	if firstErr != nil {
-		msg := "n/a: create: " + firstErr.Error()
-		return msg, msg
+		return failed("create: " + firstErr.Error())
 	}
 	n := tr.waitReady(ctx, names, b.podTimeout)
 	r, y := tr.times(names)
 	if n < len(names) {
-		msg := fmt.Sprintf("n/a: %d of %d Ready within %s", n, len(names), b.podTimeout)
-		return msg, msg
+		for i, at := range y {
+			if at.IsZero() {
+				return failed(fmt.Sprintf("%d of %d Ready within %s (%s: %s)", n, len(names), b.podTimeout, names[i], tr.describe(names[i])))
+			}
+		}
 	}
 	summary := func(seen []time.Time) string {
 		var lat []time.Duration
@@ -98,9 +117,9 @@ func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, 
 		}
 		return p50p99(lat) + " / " + harness.Ms(last.Sub(t0))
 	}
-	running, ready = summary(r), summary(y)
-	b.log("burst of %d: Running %s, Ready %s", len(names), running, ready)
-	return running, ready
+	res := result{summary(r), summary(y), true}
+	b.log("burst of %d, %s: Running %s, Ready %s", len(names), m.label, res.running, res.ready)
+	return res
 }
 
 func (b *bench) deleteAll(ctx context.Context, c kubernetes.Interface, tr *tracker, names []string) {

@@ -18,7 +18,9 @@ type tracker struct {
 	mu      sync.Mutex
 	running map[string]time.Time
 	ready   map[string]time.Time
+	bound   map[string]bool
 	gone    map[string]bool
+	last    map[string]*corev1.Pod
 }
 
 func newTracker(ctx context.Context, c kubernetes.Interface, ns string) (*tracker, error) {
@@ -27,9 +29,20 @@ func newTracker(ctx context.Context, c kubernetes.Interface, ns string) (*tracke
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	t := &tracker{cancel: cancel, running: map[string]time.Time{}, ready: map[string]time.Time{}, gone: map[string]bool{}}
+	t := newTrackerState()
+	t.cancel = cancel
 	go t.loop(ctx, c, ns, l.ResourceVersion)
 	return t, nil
+}
+
+func newTrackerState() *tracker {
+	return &tracker{
+		running: map[string]time.Time{},
+		ready:   map[string]time.Time{},
+		bound:   map[string]bool{},
+		gone:    map[string]bool{},
+		last:    map[string]*corev1.Pod{},
+	}
 }
 
 func (t *tracker) stop() { t.cancel() }
@@ -67,7 +80,12 @@ func (t *tracker) observe(typ watch.EventType, pod *corev1.Pod, at time.Time) {
 		// A new pod of an old name starts from nothing.
 		delete(t.running, pod.Name)
 		delete(t.ready, pod.Name)
+		delete(t.bound, pod.Name)
 		delete(t.gone, pod.Name)
+	}
+	t.last[pod.Name] = pod
+	if pod.Spec.NodeName != "" {
+		t.bound[pod.Name] = true
 	}
 	if _, ok := t.running[pod.Name]; !ok && pod.Status.Phase == corev1.PodRunning {
 		t.running[pod.Name] = at
@@ -96,6 +114,48 @@ func (t *tracker) times(names []string) (running, ready []time.Time) {
 		ready = append(ready, t.ready[n])
 	}
 	return running, ready
+}
+
+// describe says where a pod is: phase, node and the first container's
+// waiting reason.
+func (t *tracker) describe(name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.last[name]
+	if p == nil {
+		return "not seen"
+	}
+	s := string(p.Status.Phase)
+	if s == "" {
+		s = "no phase"
+	}
+	if p.Spec.NodeName == "" {
+		s += ", not scheduled"
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Waiting != nil {
+			s += ", " + c.Name + " waiting: " + c.State.Waiting.Reason
+			break
+		}
+	}
+	return s
+}
+
+// waitBound waits until the pod has a node, or timeout.
+func (t *tracker) waitBound(ctx context.Context, name string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		t.mu.Lock()
+		ok := t.bound[name]
+		t.mu.Unlock()
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitReady waits until all names were seen Ready, or timeout; it reports

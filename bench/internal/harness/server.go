@@ -158,6 +158,17 @@ func (s *Server) readyzClient() (*http.Client, error) {
 	return c, nil
 }
 
+// KubeconfigWritten is how long after exec the server (re)wrote its
+// kubeconfig: process start-up plus certificates, before etcd and the API
+// start. Read it once the server is ready.
+func (s *Server) KubeconfigWritten() (time.Duration, error) {
+	fi, err := os.Stat(s.Kubeconfig)
+	if err != nil {
+		return 0, err
+	}
+	return fi.ModTime().Sub(s.Started), nil
+}
+
 // WaitLogReady waits for the "k1s API ready" log line.
 func (s *Server) WaitLogReady(timeout time.Duration) error {
 	select {
