@@ -320,10 +320,10 @@ func osImage() string {
 // minus upstream's hard eviction thresholds: 100Mi of memory, 10% of disk).
 func machineResources(root string, override v1.ResourceList) (capacity, allocatable v1.ResourceList) {
 	capacity = v1.ResourceList{
-		v1.ResourceCPU:                     *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-		v1.ResourceMemory:                  *resource.NewQuantity(memTotal(), resource.BinarySI),
-		v1.ResourcePods:                    *resource.NewQuantity(maxPods, resource.DecimalSI),
-		v1.ResourceEphemeralStorage:        *resource.NewQuantity(diskTotal(root), resource.BinarySI),
+		v1.ResourceCPU:                   *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		v1.ResourceMemory:                *resource.NewQuantity(memTotal(), resource.BinarySI),
+		v1.ResourcePods:                  *resource.NewQuantity(maxPods, resource.DecimalSI),
+		v1.ResourceEphemeralStorage:      *resource.NewQuantity(diskTotal(root), resource.BinarySI),
 		v1.ResourceName("hugepages-1Gi"): resource.MustParse("0"),
 		v1.ResourceName("hugepages-2Mi"): resource.MustParse("0"),
 	}

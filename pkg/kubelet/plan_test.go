@@ -58,8 +58,8 @@ func planState(pod *v1.Pod, sandbox, notReady bool, cs ...rc) *podstate.PodState
 		}
 		out = append(out, &runtime.ContainerStatus{
 			ID: fmt.Sprintf("%s-%d", c.name, i), SandboxID: "s1", Name: c.name, State: c.state, ExitCode: c.code,
-			CreatedAt: t0.Add(time.Duration(i+1) * time.Second),
-			Labels:    map[string]string{podstate.LabelContainerName: c.name},
+			CreatedAt:   t0.Add(time.Duration(i+1) * time.Second),
+			Labels:      map[string]string{podstate.LabelContainerName: c.name},
 			Annotations: map[string]string{podstate.AnnotationContainerHash: podstate.HashContainer(&v1.Container{Name: c.name, Image: img})},
 		})
 	}
@@ -142,10 +142,12 @@ func TestComputePodActions(t *testing.T) {
 			want: "start:a, start:b",
 		},
 		{
-			name:  "init container failed, Always: restart it",
-			pod:   planPod(v1.RestartPolicyAlways, []string{"i1", "i2"}, "a"),
-			state: func(p *v1.Pod) *podstate.PodState { return planState(p, true, false, rc{"i1", exited, 0, ""}, rc{"i2", exited, 127, ""}) },
-			want:  "startInit:i2",
+			name: "init container failed, Always: restart it",
+			pod:  planPod(v1.RestartPolicyAlways, []string{"i1", "i2"}, "a"),
+			state: func(p *v1.Pod) *podstate.PodState {
+				return planState(p, true, false, rc{"i1", exited, 0, ""}, rc{"i2", exited, 127, ""})
+			},
+			want: "startInit:i2",
 		},
 		{
 			name:  "init container failed, OnFailure: restart it",
@@ -218,10 +220,12 @@ func TestComputePodActions(t *testing.T) {
 			want:  "start:a",
 		},
 		{
-			name:  "one of two exited, Never: keep the other",
-			pod:   planPod(v1.RestartPolicyNever, nil, "a", "b"),
-			state: func(p *v1.Pod) *podstate.PodState { return planState(p, true, false, rc{"a", exited, 1, ""}, rc{"b", running, 0, ""}) },
-			want:  "nothing",
+			name: "one of two exited, Never: keep the other",
+			pod:  planPod(v1.RestartPolicyNever, nil, "a", "b"),
+			state: func(p *v1.Pod) *podstate.PodState {
+				return planState(p, true, false, rc{"a", exited, 1, ""}, rc{"b", running, 0, ""})
+			},
+			want: "nothing",
 		},
 		{
 			name:  "sidecar started: the next init container",
@@ -230,10 +234,12 @@ func TestComputePodActions(t *testing.T) {
 			want:  "startInit:i2",
 		},
 		{
-			name:  "last sidecar started: the app containers",
-			pod:   planPod(v1.RestartPolicyAlways, []string{"i1", "sidecar-2"}, "a"),
-			state: func(p *v1.Pod) *podstate.PodState { return planState(p, true, false, rc{"i1", exited, 0, ""}, rc{"sidecar-2", running, 0, ""}) },
-			want:  "start:a",
+			name: "last sidecar started: the app containers",
+			pod:  planPod(v1.RestartPolicyAlways, []string{"i1", "sidecar-2"}, "a"),
+			state: func(p *v1.Pod) *podstate.PodState {
+				return planState(p, true, false, rc{"i1", exited, 0, ""}, rc{"sidecar-2", running, 0, ""})
+			},
+			want: "start:a",
 		},
 		{
 			name: "sidecar with a startup probe not yet run: wait",

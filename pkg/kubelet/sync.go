@@ -86,6 +86,8 @@ func (k *Kubelet) podState(ctx context.Context, uid types.UID, rt runtime.Runtim
 		return nil, err
 	}
 	for _, c := range cs {
+		// what a sync sees needs no wake-up later
+		k.pleg.observe(c.ID, uid, c.State)
 		if c.State == runtime.ContainerExited {
 			k.addTerminationMessage(c)
 		}

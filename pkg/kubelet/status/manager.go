@@ -48,11 +48,18 @@ type entry struct {
 	pod      *v1.Pod // latest pod object the kubelet saw
 	status   v1.PodStatus
 	version  uint64
-	pending  []v1.PodStatus
+	pending  []pendingStatus
 	finished bool
 	// api is the status last known to be on the API server.
 	api     *v1.PodStatus
 	deleted bool
+}
+
+// pendingStatus is a status to write; holdTerminal is whether the pod could
+// still run containers when it was computed (its terminal phase waits).
+type pendingStatus struct {
+	status       v1.PodStatus
+	holdTerminal bool
 }
 
 // NewManager returns a status manager. couldHaveRunningContainers may be nil
@@ -202,10 +209,11 @@ func (m *Manager) setLocked(pod *v1.Pod, status v1.PodStatus, finished bool) {
 	if finished {
 		e.finished = true
 	}
+	p := pendingStatus{status: status, holdTerminal: m.couldHaveRunningContainers(pod.UID)}
 	if len(e.pending) >= maxPending {
-		e.pending[len(e.pending)-1] = status
+		e.pending[len(e.pending)-1] = p
 	} else {
-		e.pending = append(e.pending, status)
+		e.pending = append(e.pending, p)
 	}
 	m.queue.Add(pod.UID)
 }
@@ -254,7 +262,7 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 		}
 		m.mu.Unlock()
 
-		merged := mergePodStatus(pod, base, next, m.couldHaveRunningContainers(uid))
+		merged := mergePodStatus(pod, base, next.status, next.holdTerminal)
 		newPod, _, unchanged, err := statusutil.PatchPodStatus(ctx, m.client, pod.Namespace, pod.Name, pod.UID, base, merged)
 		if err != nil && apierrors.IsNotFound(err) {
 			m.mu.Lock()
