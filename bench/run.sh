@@ -59,4 +59,6 @@ for s in "${suites[@]}"; do
 	pod) "$tmp/podbench" -k1s "$tmp/k1s" -header=false ${PODBENCH_FLAGS:-} || status=1 ;;
 	esac
 done
+echo
+echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $status

@@ -18,6 +18,7 @@ type config struct {
 	binary      string
 	coldRuns    int
 	objects     int
+	createRuns  int
 	clients     int
 	lists       int
 	watchEvents int
@@ -39,6 +40,7 @@ func main() {
 	flag.StringVar(&c.binary, "k1s", "bin/k1s", "the k1s binary")
 	flag.IntVar(&c.coldRuns, "cold-runs", 5, "cold starts on fresh data dirs (median reported)")
 	flag.IntVar(&c.objects, "objects", 1000, "ConfigMaps per create run, and Pods listed")
+	flag.IntVar(&c.createRuns, "create-runs", 3, "repetitions of the create measures (median reported; the memory after load counts the first only)")
 	flag.IntVar(&c.clients, "clients", 16, "concurrent clients for the parallel create")
 	flag.IntVar(&c.lists, "lists", 10, "list requests per list measure (median reported)")
 	flag.IntVar(&c.watchEvents, "watch-events", 200, "creates timed create → watch event")

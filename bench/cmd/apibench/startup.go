@@ -84,8 +84,8 @@ func (b *bench) memory(s *harness.Server, what string) error {
 	if err != nil {
 		return err
 	}
-	b.log("%s: RSS %s PSS %s USS %s", what, harness.MB(m.RSS), harness.MB(m.PSS), harness.MB(m.USS))
-	b.table.Add(what+": RSS", harness.MB(m.RSS), "< 150 MB")
+	b.log("%s: RSS %s (anon %s, file %s) PSS %s USS %s", what, harness.MB(m.RSS), harness.MB(m.RSSAnon), harness.MB(m.RSSFile), harness.MB(m.PSS), harness.MB(m.USS))
+	b.table.Add(what+": RSS (anon + file)", fmt.Sprintf("%s (%s + %s)", harness.MB(m.RSS), harness.MB(m.RSSAnon), harness.MB(m.RSSFile)), "< 150 MB")
 	if m.HavePSS {
 		b.table.Add(what+": PSS / USS", harness.MB(m.PSS)+" / "+harness.MB(m.USS), "")
 	}

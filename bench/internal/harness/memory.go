@@ -13,13 +13,16 @@ import (
 type Memory struct {
 	RSS, PSS, USS int64
 	HavePSS       bool
+	// RSS split: anonymous (Go heap, stacks) and file-backed (the binary's
+	// text and data, etcd's mmapped bbolt file).
+	RSSAnon, RSSFile int64
 }
 
-// ReadMemory reads VmRSS from /proc/PID/status and Pss, Private_Clean and
+// ReadMemory reads VmRSS, RssAnon and RssFile from /proc/PID/status and Pss, Private_Clean and
 // Private_Dirty (USS = the two private ones) from /proc/PID/smaps_rollup.
 func ReadMemory(pid int) (Memory, error) {
 	var m Memory
-	status, err := readKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")
+	status, err := readKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS", "RssAnon", "RssFile")
 	if err != nil {
 		return m, err
 	}
@@ -27,7 +30,7 @@ func ReadMemory(pid int) (Memory, error) {
 	if !ok {
 		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	m.RSS = rss
+	m.RSS, m.RSSAnon, m.RSSFile = rss, status["RssAnon"], status["RssFile"]
 	rollup, err := readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss", "Private_Clean", "Private_Dirty")
 	if err == nil {
 		if pss, ok := rollup["Pss"]; ok {

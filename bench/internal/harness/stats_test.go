@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,13 +80,28 @@ func TestTablePrint(t *testing.T) {
 	}
 }
 
+func TestTableInsert(t *testing.T) {
+	var tb Table
+	tb.Add("a", "", "")
+	tb.Add("c", "", "")
+	tb.Insert(1, "b", "", "")
+	tb.Insert(3, "d", "", "")
+	var got []string
+	for _, r := range tb.Rows {
+		got = append(got, r.Measure)
+	}
+	if strings.Join(got, "") != "abcd" {
+		t.Errorf("rows %v", got)
+	}
+}
+
 func TestReadMemorySelf(t *testing.T) {
 	m, err := ReadMemory(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
-	if m.RSS <= 0 {
-		t.Errorf("RSS = %d", m.RSS)
+	if m.RSS <= 0 || m.RSSAnon <= 0 || m.RSSAnon+m.RSSFile > m.RSS+1<<20 {
+		t.Errorf("RSS = %d, anon %d, file %d", m.RSS, m.RSSAnon, m.RSSFile)
 	}
 	if m.HavePSS && (m.PSS <= 0 || m.USS <= 0 || m.USS > m.RSS) {
 		t.Errorf("PSS %d USS %d RSS %d", m.PSS, m.USS, m.RSS)

@@ -21,6 +21,14 @@ func (t *Table) Add(measure, value, target string) {
 	t.Rows = append(t.Rows, Row{measure, value, target})
 }
 
+// Insert puts a row at index i (rows from i on move down), for a measure
+// whose repetitions finish after later measures ran.
+func (t *Table) Insert(i int, measure, value, target string) {
+	t.Rows = append(t.Rows, Row{})
+	copy(t.Rows[i+1:], t.Rows[i:])
+	t.Rows[i] = Row{measure, value, target}
+}
+
 // Header is the markdown table header, printed once by bench/run.sh when
 // it combines several programs' rows.
 const Header = "| measure | value | target |\n|---|---|---|\n"
