@@ -593,19 +593,10 @@ func (k *Kubelet) purgeInitContainers(ctx context.Context, pod *v1.Pod, state *p
 	}
 }
 
-// pruneContainers removes exited instances nobody will ask for: an init
-// container keeps its latest exited instance (upstream's
-// pruneInitContainersBeforeStart), a regular container its latest two (the
-// current and previous attempts, for logs --previous).
+// pruneContainers removes exited instances nobody will ask for: each
+// container keeps its latest two (the current and previous attempts, for
+// lastState and logs --previous).
 func (k *Kubelet) pruneContainers(ctx context.Context, pod *v1.Pod, state *podstate.PodState, rt runtime.Runtime) {
-	keep := func(name string) int {
-		for _, c := range pod.Spec.InitContainers {
-			if c.Name == name {
-				return 1
-			}
-		}
-		return 2
-	}
 	seen := map[string]int{}
 	for _, cs := range state.Containers {
 		if cs.State != runtime.ContainerExited {
@@ -613,7 +604,7 @@ func (k *Kubelet) pruneContainers(ctx context.Context, pod *v1.Pod, state *podst
 		}
 		name := podstate.ContainerName(cs)
 		seen[name]++
-		if seen[name] > keep(name) {
+		if seen[name] > 2 {
 			k.removeContainer(ctx, rt, cs)
 		}
 	}

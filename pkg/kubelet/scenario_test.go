@@ -2,7 +2,9 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,4 +295,95 @@ func TestScenarioRestartAdoptsContainers(t *testing.T) {
 		t.Errorf("the running container was started again after the agent restart")
 	}
 	h.waitStatus("keeper", "main=running/ ready=true started=true restarts=0")
+}
+
+func TestScenarioActiveDeadline(t *testing.T) {
+	h := newHarness(t)
+	p := podWith("deadline", v1.RestartPolicyAlways, nil, "main")
+	d := int64(30)
+	p.Spec.ActiveDeadlineSeconds = &d
+	h.create(p)
+	h.waitStatus("deadline", "main=running/")
+	h.step(31 * time.Second)
+	h.waitStatus("deadline", "phase=Failed")
+	got := h.get("deadline")
+	if got.Status.Reason != "DeadlineExceeded" || got.Status.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("reason %q message %q", got.Status.Reason, got.Status.Message)
+	}
+	h.waitEvent("deadline", "Normal DeadlineExceeded : Pod was active on the node longer than the specified deadline")
+	if h.callCount("StopContainer main") != 1 {
+		t.Errorf("calls %v", h.rt.Calls())
+	}
+}
+
+func TestScenarioHooks(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var execs []string
+	h.rt.SetExec(func(id string, cmd []string) ([]byte, []byte, int, error) {
+		mu.Lock()
+		execs = append(execs, strings.Join(cmd, " "))
+		mu.Unlock()
+		if cmd[0] == "fail" {
+			return nil, []byte("no"), 1, nil
+		}
+		return nil, nil, 0, nil
+	})
+	p := podWith("hooked", v1.RestartPolicyAlways, nil, "main")
+	p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{
+		PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"post"}}},
+		PreStop:   &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"pre"}}},
+	}
+	h.create(p)
+	h.waitStatus("hooked", "main=running/")
+	q := h.get("hooked")
+	now := metav1.NewTime(h.clock.Now())
+	grace := int64(30)
+	q.DeletionTimestamp, q.DeletionGracePeriodSeconds = &now, &grace
+	h.client.CoreV1().Pods("ns").Update(context.Background(), q, metav1.UpdateOptions{})
+	h.eventually("pod deleted", func() bool { return h.wasDeleted("hooked") })
+	mu.Lock()
+	got := strings.Join(execs, ",")
+	mu.Unlock()
+	if got != "post,pre" {
+		t.Errorf("hooks ran: %s", got)
+	}
+
+	// a failing postStart hook kills the container
+	f := podWith("badhook", v1.RestartPolicyAlways, nil, "main")
+	f.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"fail"}}}}
+	h.create(f)
+	h.waitEvent("badhook", "Warning FailedPostStartHook spec.containers{main}: PostStartHook failed")
+	h.waitEvent("badhook", "Normal Killing spec.containers{main}: FailedPostStartHook")
+	h.step(time.Second)
+	h.waitStatus("badhook", `main=waiting/PostStartHookError (Exec lifecycle hook ([fail]) for Container "main" in Pod "badhook_ns(uid-badhook)" failed - error: command 'fail' exited with 1: no, message: "no")`)
+}
+
+func TestScenarioImagePullErrors(t *testing.T) {
+	h := newHarness(t)
+	h.rt.SetImagePresent("busybox:1.28", true)
+	h.rt.SetPullError("k1s.invalid/none/such:1.0", errors.New("failed to resolve reference"))
+	p := podWith("nopull", v1.RestartPolicyAlways, nil, "nopull")
+	p.Spec.Containers[0].Image = "k1s.invalid/none/such:1.0"
+	h.create(p)
+	h.waitEvent("nopull", `Normal Pulling spec.containers{nopull}: Pulling image "k1s.invalid/none/such:1.0"`)
+	h.waitEvent("nopull", `Warning Failed spec.containers{nopull}: Failed to pull image "k1s.invalid/none/such:1.0": failed to resolve reference`)
+	h.waitEvent("nopull", "Warning Failed spec.containers{nopull}: Error: ErrImagePull")
+	h.waitStatus("nopull", "nopull=waiting/ErrImagePull (failed to resolve reference)")
+	h.waitEvent("nopull", `Normal BackOff spec.containers{nopull}: Back-off pulling image "k1s.invalid/none/such:1.0"`)
+	h.waitEvent("nopull", "Warning Failed spec.containers{nopull}: Error: ImagePullBackOff")
+	h.step(errorRequeue)
+	h.waitStatus("nopull", `nopull=waiting/ImagePullBackOff (Back-off pulling image "k1s.invalid/none/such:1.0": ErrImagePull: failed to resolve reference)`)
+
+	never := podWith("never", v1.RestartPolicyAlways, nil, "c")
+	never.Spec.Containers[0].Image = "busybox:absent"
+	never.Spec.Containers[0].ImagePullPolicy = v1.PullNever
+	h.create(never)
+	h.waitEvent("never", `Warning ErrImageNeverPull spec.containers{c}: Container image "busybox:absent" is not present with pull policy of Never`)
+
+	bad := podWith("badname", v1.RestartPolicyAlways, nil, "c")
+	bad.Spec.Containers[0].Image = "busybox:1.28:bad"
+	h.create(bad)
+	h.waitEvent("badname", `Warning InspectFailed spec.containers{c}: Failed to apply default image tag "busybox:1.28:bad": couldn't parse image name "busybox:1.28:bad": invalid reference format`)
+	h.waitEvent("badname", "Warning Failed spec.containers{c}: Error: InvalidImageName")
 }

@@ -186,8 +186,8 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	if requeue > resyncInterval {
 		requeue = resyncInterval
 	}
-	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && apiStatus.StartTime != nil {
-		left := time.Duration(*d)*time.Second - k.clock.Since(apiStatus.StartTime.Time)
+	if cached, ok := k.status.GetPodStatus(pod.UID); ok && pod.Spec.ActiveDeadlineSeconds != nil && cached.StartTime != nil {
+		left := time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second - k.clock.Since(cached.StartTime.Time)
 		if left < 0 {
 			left = 0
 		}

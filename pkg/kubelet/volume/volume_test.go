@@ -39,7 +39,7 @@ func (s src) ServiceAccountToken(_ context.Context, pod *v1.Pod, aud string, exp
 }
 
 func i64(v int64) *int64 { return &v }
-func tr() *bool         { b := true; return &b }
+func tr() *bool          { b := true; return &b }
 
 func apiAccess() v1.Volume {
 	return v1.Volume{Name: "kube-api-access-x", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
