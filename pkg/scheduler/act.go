@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
@@ -34,6 +35,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		return false
 	}
 	if pod.DeletionTimestamp != nil {
+		s.queue.Decided()
 		s.queue.Done(qp)
 		return true
 	}
@@ -43,8 +45,10 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	s.cache.mu.RUnlock()
 	if err != nil {
 		s.failed(ctx, qp, pod, err)
+		s.queue.Decided()
 		return true
 	}
+	s.queue.Decided()
 	// Assume the pod on host so the next decisions count it, then bind
 	// asynchronously as upstream's binding cycle does.
 	s.cache.assume(pi, host)
@@ -66,7 +70,7 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, pod *v1.Pod, host s
 		logger.V(1).Info("Failed to bind pod", "pod", klog.KObj(pod), "node", host, "err", err)
 		s.cache.forget(pod.UID)
 		// The resources it held are free again (upstream: AssignedPodDelete).
-		s.queue.MoveAllToActiveOrBackoff()
+		s.queue.MoveOnEvent(clusterEvent{assignedPodGone: pod})
 		s.failed(ctx, qp, pod, err)
 		return
 	}
@@ -80,9 +84,12 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, pod *v1.Pod, host s
 func (s *Scheduler) failed(ctx context.Context, qp *queuedPod, pod *v1.Pod, err error) {
 	logger := klog.FromContext(ctx)
 	var fitErr *FitError
-	rejected := errors.As(err, &fitErr)
+	var rejectors sets.Set[string]
+	if errors.As(err, &fitErr) {
+		rejectors = fitErr.rejectors()
+	}
 	reason := v1.PodReasonSchedulerError
-	if rejected || errors.Is(err, ErrNoNodesAvailable) {
+	if rejectors.Len() > 0 || errors.Is(err, ErrNoNodesAvailable) {
 		reason = v1.PodReasonUnschedulable
 	}
 	msg := err.Error()
@@ -93,12 +100,12 @@ func (s *Scheduler) failed(ctx context.Context, qp *queuedPod, pod *v1.Pod, err 
 	case getErr != nil || cur.UID != pod.UID:
 		// Deleted (or replaced) meanwhile: nothing to requeue or report.
 		s.queue.Delete(pod.UID)
-		s.queue.Failed(qp, rejected)
+		s.queue.Failed(qp, rejectors)
 		return
 	case cur.Spec.NodeName != "":
 		s.queue.Done(qp)
 	default:
-		s.queue.Failed(qp, rejected)
+		s.queue.Failed(qp, rejectors)
 	}
 
 	s.recorder.Eventf(cur, nil, v1.EventTypeWarning, reasonFailedScheduling, actionScheduling, "%s", truncate(msg))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // Code says whether a node's rejection could be undone by preemption, as
@@ -85,4 +87,16 @@ func (f *FitError) histogram() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// rejectors are the plugins that rejected the pod on some node.
+func (f *FitError) rejectors() sets.Set[string] {
+	r := sets.New[string]()
+	for _, s := range f.NodeStatus {
+		r.Insert(s.Plugin)
+	}
+	if f.Absent != nil && len(f.NodeStatus) < f.NumAllNodes {
+		r.Insert(f.Absent.Plugin)
+	}
+	return r
 }

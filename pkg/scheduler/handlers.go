@@ -9,8 +9,8 @@ import (
 )
 
 // Informer handlers: assigned pods feed the cache, pending pods the queue,
-// nodes the cache; changes that can make a rejected pod fit move the
-// unschedulable pool back to the queue.
+// nodes the cache; changes that can make a rejected pod fit are offered to
+// the queue as cluster events.
 
 func terminal(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
@@ -53,7 +53,7 @@ func (s *Scheduler) onPodUpdate(oldObj, newObj any) {
 			// A finished pod frees its node's resources.
 			s.cache.removePod(pod.UID)
 			if !terminal(old) {
-				s.queue.MoveAllToActiveOrBackoff()
+				s.queue.MoveOnEvent(clusterEvent{assignedPodGone: pod})
 			}
 			return
 		}
@@ -85,7 +85,9 @@ func (s *Scheduler) onPodDelete(obj any) {
 	s.queue.Delete(pod.UID)
 	if pod.Spec.NodeName != "" {
 		s.cache.removePod(pod.UID)
-		s.queue.MoveAllToActiveOrBackoff()
+		if !terminal(pod) {
+			s.queue.MoveOnEvent(clusterEvent{assignedPodGone: pod})
+		}
 	}
 }
 
@@ -95,7 +97,7 @@ func (s *Scheduler) onNodeAdd(obj any) {
 		return
 	}
 	s.cache.setNode(node)
-	s.queue.MoveAllToActiveOrBackoff()
+	s.queue.MoveOnEvent(clusterEvent{newNode: node})
 }
 
 func (s *Scheduler) onNodeUpdate(oldObj, newObj any) {
@@ -106,7 +108,7 @@ func (s *Scheduler) onNodeUpdate(oldObj, newObj any) {
 	}
 	s.cache.setNode(node)
 	if nodeSchedulingChanged(old, node) {
-		s.queue.MoveAllToActiveOrBackoff()
+		s.queue.MoveOnEvent(clusterEvent{oldNode: old, newNode: node})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	v1helper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/utils/clock"
 )
@@ -41,6 +42,9 @@ type queuedPod struct {
 	// unschedulableCount / errorCount set the back-off: 1s << (count-1), max 10s.
 	unschedulableCount int
 	errorCount         int
+	// rejectors are the plugins that rejected the pod in its last attempt;
+	// only events that concern them bring it back from the pool.
+	rejectors sets.Set[string]
 	// cycle is the scheduling cycle in which the pod was popped.
 	cycle int64
 	// deleted while in flight: drop instead of requeueing.
@@ -50,12 +54,14 @@ type queuedPod struct {
 // queue is the scheduling queue (upstream's PriorityQueue, small): an
 // active heap by priority then age, a back-off heap by expiry (one for
 // rejections, one for errors), and a pool of unschedulable pods that cluster
-// events move back. A failed pod that could not have seen an event that
-// arrived during its attempt goes to back-off instead of the pool.
+// events move back when hint says the event concerns them. Events that
+// arrive while a pod is being decided are kept and checked when it fails,
+// so none is lost.
 type queue struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	clock clock.Clock
+	hint  func(pod *v1.Pod, rejectors sets.Set[string], ev clusterEvent) bool
 
 	initialBackoff, maxBackoff, maxUnschedulable time.Duration
 
@@ -65,14 +71,18 @@ type queue struct {
 	errorBackoff  podHeap
 	unschedulable map[types.UID]*queuedPod
 
-	schedulingCycle  int64
-	moveRequestCycle int64
-	closed           bool
+	schedulingCycle int64
+	// deciding is true between Pop and Decided; eventsSincePop are the
+	// events that arrived meanwhile.
+	deciding       bool
+	eventsSincePop []clusterEvent
+	closed         bool
 }
 
 func newQueue(clk clock.Clock, initialBackoff, maxBackoff, maxUnschedulable time.Duration) *queue {
 	q := &queue{
-		clock: clk, initialBackoff: initialBackoff, maxBackoff: maxBackoff, maxUnschedulable: maxUnschedulable,
+		clock: clk, hint: schedulableAfter,
+		initialBackoff: initialBackoff, maxBackoff: maxBackoff, maxUnschedulable: maxUnschedulable,
 		pods: map[types.UID]*queuedPod{}, unschedulable: map[types.UID]*queuedPod{},
 	}
 	q.active.less = func(a, b *queuedPod) bool {
@@ -257,6 +267,8 @@ func (q *queue) Pop() (qp *queuedPod, pod *v1.Pod, ok bool) {
 	}
 	q.schedulingCycle++
 	qp.cycle = q.schedulingCycle
+	q.deciding = true
+	q.eventsSincePop = q.eventsSincePop[:0]
 	qp.where = inFlight
 	return qp, qp.pod, true
 }
@@ -270,8 +282,9 @@ func (q *queue) Done(qp *queuedPod) {
 	}
 }
 
-// Failed ends an attempt that found no node (rejected) or hit an error.
-func (q *queue) Failed(qp *queuedPod, rejected bool) {
+// Failed ends an attempt: rejected by the plugins in rejectors, or, when
+// rejectors is empty, failed with an error (API error, no nodes).
+func (q *queue) Failed(qp *queuedPod, rejectors sets.Set[string]) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if qp.deleted || q.pods[qp.pod.UID] != qp {
@@ -279,32 +292,49 @@ func (q *queue) Failed(qp *queuedPod, rejected bool) {
 		return
 	}
 	qp.timestamp = q.clock.Now()
-	switch {
-	case !rejected:
+	qp.rejectors = rejectors
+	if len(rejectors) == 0 {
 		qp.errorCount++
 		q.push(qp, inErrorBackoff)
-	default:
-		qp.unschedulableCount++
-		qp.errorCount = 0
-		if q.moveRequestCycle >= qp.cycle {
-			// A cluster event arrived during the attempt; it may have helped.
-			q.requeue(qp)
-		} else {
-			q.push(qp, inUnschedulable)
+		return
+	}
+	qp.unschedulableCount++
+	qp.errorCount = 0
+	if qp.cycle == q.schedulingCycle {
+		for _, ev := range q.eventsSincePop {
+			if q.hint(qp.pod, rejectors, ev) {
+				// An event during the attempt may have helped.
+				q.requeue(qp)
+				return
+			}
 		}
 	}
+	q.push(qp, inUnschedulable)
 }
 
-// MoveAllToActiveOrBackoff is the reaction to a cluster event that may make
-// unschedulable pods fit (node added or changed, a bound pod gone).
-func (q *queue) MoveAllToActiveOrBackoff() {
+// MoveOnEvent brings back the unschedulable pods that ev may help (node
+// added or changed, a bound pod gone).
+func (q *queue) MoveOnEvent(ev clusterEvent) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, qp := range q.unschedulable {
-		q.take(qp)
-		q.requeue(qp)
+		if q.hint(qp.pod, qp.rejectors, ev) {
+			q.take(qp)
+			q.requeue(qp)
+		}
 	}
-	q.moveRequestCycle = q.schedulingCycle
+	if q.deciding {
+		q.eventsSincePop = append(q.eventsSincePop, ev)
+	}
+}
+
+// Decided ends the decision on the last popped pod (its failure, if any,
+// has been recorded with Failed).
+func (q *queue) Decided() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deciding = false
+	q.eventsSincePop = q.eventsSincePop[:0]
 }
 
 // flushBackoff moves pods whose back-off has expired to active.

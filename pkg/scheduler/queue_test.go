@@ -5,8 +5,15 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+)
+
+// A pod rejected by a cordoned node, and the uncordon that helps it.
+var (
+	cordonRejected = sets.New(NodeUnschedulable)
+	uncordon       = clusterEvent{oldNode: makeNode("vm", cordoned), newNode: makeNode("vm")}
 )
 
 func newTestQueue() (*queue, *testingclock.FakeClock) {
@@ -73,7 +80,7 @@ func TestQueueUnschedulableLifecycle(t *testing.T) {
 	q, clk := newTestQueue()
 	q.Add(makePod("p"))
 	qp := pop(t, q)
-	q.Failed(qp, true)
+	q.Failed(qp, cordonRejected)
 	if a, b, u := q.Pending(); a != 0 || b != 0 || u != 1 {
 		t.Fatalf("after rejection: active=%d backoff=%d unschedulable=%d, want 0/0/1", a, b, u)
 	}
@@ -86,16 +93,22 @@ func TestQueueUnschedulableLifecycle(t *testing.T) {
 		t.Fatal("pod left the pool without an event")
 	}
 
+	// An event that does not concern it leaves it there.
+	q.MoveOnEvent(clusterEvent{oldNode: makeNode("vm", cordoned), newNode: makeNode("vm", cordoned, labeled("x", "y"))})
+	if _, _, u := q.Pending(); u != 1 {
+		t.Fatal("an unrelated node change moved the pod")
+	}
+
 	// A node event moves it; its 1s back-off has expired, so it is active.
-	q.MoveAllToActiveOrBackoff()
+	q.MoveOnEvent(uncordon)
 	if a, _, _ := q.Pending(); a != 1 {
 		t.Fatal("pod not active after the event")
 	}
 	qp = pop(t, q)
-	q.Failed(qp, true) // second rejection: back-off 2s
+	q.Failed(qp, cordonRejected) // second rejection: back-off 2s
 
 	// An event right away finds it backing off.
-	q.MoveAllToActiveOrBackoff()
+	q.MoveOnEvent(uncordon)
 	if a, b, _ := q.Pending(); a != 0 || b != 1 {
 		t.Fatalf("active=%d backoff=%d, want 0/1", a, b)
 	}
@@ -103,7 +116,7 @@ func TestQueueUnschedulableLifecycle(t *testing.T) {
 	if got := pop(t, q); got != qp {
 		t.Fatal("did not pop the backing-off pod")
 	}
-	q.Failed(qp, true)
+	q.Failed(qp, cordonRejected)
 
 	// Left alone in the pool for 5 minutes, it is retried.
 	clk.Step(DefaultMaxUnschedulableDuration + time.Second)
@@ -118,8 +131,8 @@ func TestQueueEventDuringAttempt(t *testing.T) {
 	q, _ := newTestQueue()
 	q.Add(makePod("p"))
 	qp := pop(t, q)
-	q.MoveAllToActiveOrBackoff() // e.g. a node became schedulable meanwhile
-	q.Failed(qp, true)
+	q.MoveOnEvent(uncordon) // the node became schedulable meanwhile
+	q.Failed(qp, cordonRejected)
 	if _, b, u := q.Pending(); b != 1 || u != 0 {
 		t.Fatalf("backoff=%d unschedulable=%d, want 1/0", b, u)
 	}
@@ -129,8 +142,8 @@ func TestQueueErrorBackoff(t *testing.T) {
 	q, clk := newTestQueue()
 	q.Add(makePod("p"))
 	qp := pop(t, q)
-	q.Failed(qp, false)
-	q.MoveAllToActiveOrBackoff()
+	q.Failed(qp, nil)
+	q.MoveOnEvent(uncordon)
 	q.flushBackoff()
 	if a, b, _ := q.Pending(); a != 0 || b != 1 {
 		t.Fatalf("active=%d backoff=%d, want 0/1 (errors wait their back-off)", a, b)
@@ -148,7 +161,7 @@ func TestQueueDeleteInFlight(t *testing.T) {
 	q.Add(p)
 	qp := pop(t, q)
 	q.Delete(p.UID)
-	q.Failed(qp, true)
+	q.Failed(qp, cordonRejected)
 	if a, b, u := q.Pending(); a+b+u != 0 || len(q.pods) != 0 {
 		t.Fatalf("deleted pod still queued: %d/%d/%d, %d known", a, b, u, len(q.pods))
 	}
@@ -158,7 +171,7 @@ func TestQueueUpdateRetriesOnSpecChange(t *testing.T) {
 	q, _ := newTestQueue()
 	p := makePod("p")
 	q.Add(p)
-	q.Failed(pop(t, q), true)
+	q.Failed(pop(t, q), cordonRejected)
 
 	status := p.DeepCopy()
 	status.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionFalse}}
