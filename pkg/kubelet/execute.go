@@ -158,13 +158,11 @@ func (k *Kubelet) execute(ctx context.Context, pod *v1.Pod, state *podstate.PodS
 		}
 		sandboxID = id
 		res.createdSandbox = true
-		// The sandbox is ready before any image is pulled: report it
-		// (PodReadyToStartContainers True) as upstream's sandbox callback.
 		if st, err := k.podState(ctx, pod.UID, rt); err == nil {
 			state = st
 			podIPs = st.IPs(k.hostIP)
-			k.status.SetPodStatus(pod, k.generateStatus(pod, st, false))
 		}
+		k.sandboxReady(pod)
 	}
 	if len(a.InitContainersToStart) == 0 && len(a.ContainersToStart) == 0 {
 		return res
@@ -181,6 +179,28 @@ func (k *Kubelet) execute(ctx context.Context, pod *v1.Pod, state *podstate.PodS
 		res.starts = append(res.starts, k.startContainer(ctx, pod, &pod.Spec.Containers[i], rt, sandboxID, state, podIPs))
 	}
 	return res
+}
+
+// sandboxReady reports PodReadyToStartContainers True as soon as the
+// sandbox runs, before any image is pulled (upstream's OnPodSandboxReady:
+// only that condition changes).
+func (k *Kubelet) sandboxReady(pod *v1.Pod) {
+	st, ok := k.status.GetPodStatus(pod.UID)
+	if !ok {
+		st = *pod.Status.DeepCopy()
+	}
+	cond := v1.PodCondition{Type: v1.PodReadyToStartContainers, Status: v1.ConditionTrue, ObservedGeneration: pod.Generation}
+	replaced := false
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == cond.Type {
+			st.Conditions[i] = cond
+			replaced = true
+		}
+	}
+	if !replaced {
+		st.Conditions = append(st.Conditions, cond)
+	}
+	k.status.SetPodStatus(pod, st)
 }
 
 func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, rt runtime.Runtime, attempt uint32) (string, error) {

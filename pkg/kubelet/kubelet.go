@@ -287,6 +287,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	k.workers.wait()
+	k.probes.CleanupPods(map[types.UID]struct{}{}) // stop every probe worker
 	wg.Wait()
 	if k.deps.StopPodsOnExit {
 		k.stopAllPods()
