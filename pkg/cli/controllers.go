@@ -3,19 +3,37 @@ package cli
 import (
 	"context"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	"k1s.dev/k1s/pkg/controller/manager"
+	"k1s.dev/k1s/pkg/scheduler"
 	"k1s.dev/k1s/pkg/server"
 )
 
 func controllerComponents() []server.Component {
-	return []server.Component{{Name: "controllers", Run: runControllers}}
+	return []server.Component{{Name: "controllers and scheduler", Run: runControllers}}
 }
 
+// runControllers runs kube-controller-manager's controllers and our
+// scheduler on one informer factory, so pods and nodes are cached once.
 func runControllers(ctx context.Context, env *server.Env) error {
+	cfg := rest.CopyConfig(env.AdminREST)
+	cfg.UserAgent = "kube-scheduler"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	factory := manager.NewInformerFactory(client)
+	sched, err := scheduler.New(client, factory, clock.RealClock{}, scheduler.Options{})
+	if err != nil {
+		return err
+	}
+	go sched.Run(ctx)
 	return manager.Run(ctx, manager.Config{
 		KubeConfig: env.AdminREST,
+		Informers:  factory,
 		Clock:      clock.RealClock{},
 		RootCA:     env.CAPEM,
 	})
