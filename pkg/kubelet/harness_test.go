@@ -70,26 +70,40 @@ func (f *fakeProbeManager) set(pod types.UID, id string, t prober.ProbeType, r p
 	}
 }
 
-// UpdatePodStatus: started = running; ready = running and readiness not
-// failing; completed init containers are ready.
+// UpdatePodStatus follows the real prober's rules: started = running and
+// (no startup probe or it succeeded); ready = started and (no readiness
+// probe or it succeeded); completed init containers are ready.
 func (f *fakeProbeManager) UpdatePodStatus(pod *v1.Pod, s *v1.PodStatus) {
-	for i := range s.ContainerStatuses {
-		cs := &s.ContainerStatuses[i]
+	set := func(cs *v1.ContainerStatus, spec *v1.Container) {
 		running := cs.State.Running != nil
-		cs.Started = &running
-		r, ok := f.Result(cs.ContainerID, prober.Readiness)
-		cs.Ready = running && (!ok || r == prober.Success)
+		started := running
+		if spec != nil && spec.StartupProbe != nil {
+			r, _ := f.Result(cs.ContainerID, prober.Startup)
+			started = running && r == prober.Success
+		}
+		cs.Started = &started
+		ready := started
+		if spec != nil && spec.ReadinessProbe != nil {
+			r, _ := f.Result(cs.ContainerID, prober.Readiness)
+			ready = started && r == prober.Success
+		} else if ok := func() bool { r, ok := f.Result(cs.ContainerID, prober.Readiness); return !ok || r == prober.Success }(); !ok {
+			ready = false
+		}
+		cs.Ready = ready
+	}
+	for i := range s.ContainerStatuses {
+		set(&s.ContainerStatuses[i], containerSpec(pod, s.ContainerStatuses[i].Name))
 	}
 	for i := range s.InitContainerStatuses {
 		cs := &s.InitContainerStatuses[i]
-		running := cs.State.Running != nil
-		cs.Started = &running
 		c := pod.Spec.InitContainers[i]
 		if podutil.IsRestartableInitContainer(&c) {
-			cs.Ready = running
-		} else {
-			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			set(cs, &c)
+			continue
 		}
+		running := cs.State.Running != nil
+		cs.Started = &running
+		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 	}
 }
 
@@ -107,6 +121,7 @@ type harness struct {
 	seen     map[string][]string // pod name -> distinct status summaries, in order
 	deleted  map[string]bool
 	watching bool
+	timeline map[string][]string // pod name -> fidelity timeline lines
 }
 
 var t0 = time.Date(2026, 11, 26, 16, 0, 0, 0, time.UTC)
@@ -114,7 +129,7 @@ var t0 = time.Date(2026, 11, 26, 16, 0, 0, 0, time.UTC)
 func newHarness(t *testing.T, objs ...any) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: testingclock.NewFakeClock(t0), probes: newFakeProbeManager(), root: t.TempDir(),
-		seen: map[string][]string{}, deleted: map[string]bool{}}
+		seen: map[string][]string{}, deleted: map[string]bool{}, timeline: map[string][]string{}}
 	h.client = fake.NewSimpleClientset()
 	h.rt = fakeruntime.New("host", h.clock)
 	h.start(h.rt)
@@ -176,6 +191,13 @@ func (h *harness) watchPods() {
 				continue
 			}
 			h.watchMu.Lock()
+			line := timelineLine(p)
+			if ev.Type == watch.Deleted {
+				line = "DELETED " + line
+			}
+			if l := h.timeline[p.Name]; len(l) == 0 || l[len(l)-1] != line {
+				h.timeline[p.Name] = append(l, line)
+			}
 			if ev.Type == watch.Deleted {
 				h.deleted[p.Name] = true
 			} else if p.Status.Phase != "" && len(p.Status.Conditions) > 1 {

@@ -22,6 +22,9 @@ const (
 	// errorRequeue: a sync that failed is retried after this (upstream's
 	// backOffPeriod).
 	errorRequeue = 10 * time.Second
+	// mountRequeue: volumes that could not be set up (a ConfigMap not yet
+	// created) are retried sooner, as upstream's volume manager does.
+	mountRequeue = 2 * time.Second
 )
 
 // step runs one level-triggered step of a pod's worker and returns when to
@@ -163,7 +166,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 
 	if _, err := k.volumes.Setup(ctx, pod, state.IPs(k.hostIP)); err != nil {
 		k.recorder.Event(podRef(pod), v1.EventTypeWarning, "FailedMount", err.Error())
-		return false, errorRequeue
+		return false, mountRequeue
 	}
 	k.probes.AddPod(pod)
 

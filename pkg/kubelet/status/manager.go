@@ -148,8 +148,8 @@ func (m *Manager) RemovePod(uid types.UID) {
 	delete(m.entries, uid)
 }
 
-// UpdatePod tells the manager the latest pod object (deletionTimestamp,
-// status written by others) without a new status.
+// UpdatePod tells the manager the latest pod object (its deletion mark) so
+// that a finished pod marked for deletion is deleted for good.
 func (m *Manager) UpdatePod(pod *v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,10 +158,6 @@ func (m *Manager) UpdatePod(pod *v1.Pod) {
 		return
 	}
 	e.pod = pod
-	if e.api == nil || len(e.pending) == 0 {
-		st := pod.Status.DeepCopy()
-		e.api = st
-	}
 	if e.finished && pod.DeletionTimestamp != nil && !e.deleted {
 		m.queue.Add(pod.UID)
 	}
@@ -240,8 +236,38 @@ func (m *Manager) processNext(ctx context.Context) bool {
 }
 
 // sync writes the pending statuses of one pod, oldest first, then deletes
-// the pod if it is finished and marked for deletion.
+// the pod if it is finished and marked for deletion. The pod is read from
+// the API server first (as upstream does): patches are computed against
+// what is really there, so a stale cache can never make one incomplete.
 func (m *Manager) sync(ctx context.Context, uid types.UID) error {
+	m.mu.Lock()
+	e, ok := m.entries[uid]
+	if !ok || e.deleted {
+		m.mu.Unlock()
+		return nil
+	}
+	ns, name := e.pod.Namespace, e.pod.Name
+	m.mu.Unlock()
+	fresh, err := m.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && fresh.UID != uid) {
+		m.mu.Lock()
+		if e, ok := m.entries[uid]; ok {
+			e.pending = nil
+		}
+		m.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if e, ok := m.entries[uid]; ok {
+		st := fresh.Status
+		e.api = &st
+		e.pod = withDeletion(e.pod, fresh)
+	}
+	m.mu.Unlock()
+
 	for {
 		m.mu.Lock()
 		e, ok := m.entries[uid]
@@ -256,10 +282,7 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 		}
 		next := e.pending[0]
 		pod := e.pod
-		base := v1.PodStatus{}
-		if e.api != nil {
-			base = *e.api.DeepCopy()
-		}
+		base := *e.api.DeepCopy()
 		m.mu.Unlock()
 
 		merged := mergePodStatus(pod, base, next.status, next.holdTerminal)
@@ -283,18 +306,24 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 			if !unchanged && newPod != nil {
 				st := newPod.Status
 				e.api = &st
-				if newPod.DeletionTimestamp != nil && e.pod.DeletionTimestamp == nil {
-					p := e.pod.DeepCopy()
-					p.DeletionTimestamp = newPod.DeletionTimestamp
-					p.DeletionGracePeriodSeconds = newPod.DeletionGracePeriodSeconds
-					e.pod = p
-				}
+				e.pod = withDeletion(e.pod, newPod)
 			} else if unchanged {
 				e.api = &merged
 			}
 		}
 		m.mu.Unlock()
 	}
+}
+
+// withDeletion carries the API's deletion mark over to the cached pod.
+func withDeletion(pod, api *v1.Pod) *v1.Pod {
+	if api.DeletionTimestamp == nil || pod.DeletionTimestamp != nil {
+		return pod
+	}
+	p := pod.DeepCopy()
+	p.DeletionTimestamp = api.DeletionTimestamp
+	p.DeletionGracePeriodSeconds = api.DeletionGracePeriodSeconds
+	return p
 }
 
 func (m *Manager) maybeDelete(ctx context.Context, uid types.UID, pod *v1.Pod, api *v1.PodStatus, finished bool) error {
