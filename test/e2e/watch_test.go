@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// PodWatch is a running `kubectl get pods -w` whose table rows are kept.
+type PodWatch struct {
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	out    bytes.Buffer
+	done   chan struct{}
+}
+
+type lockedWriter struct{ w *PodWatch }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	return l.w.out.Write(p)
+}
+
+// WatchPods starts `kubectl get pods -w` in ns (before the pods exist, so
+// every row a real user would see is kept).
+func (s *Server) WatchPods(t *testing.T, ns string, args ...string) *PodWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &PodWatch{cancel: cancel, done: make(chan struct{})}
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"get", "pods", "-n", ns, "-w"}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
+	cmd.Stdout = lockedWriter{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(w.done) }()
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// Stop ends the watch.
+func (w *PodWatch) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+// Rows are the table rows seen so far, as fields.
+func (w *PodWatch) Rows() [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var rows [][]string
+	for _, l := range strings.Split(w.out.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] == "NAME" {
+			continue
+		}
+		rows = append(rows, f)
+	}
+	return rows
+}
+
+// Statuses is the STATUS column for pod name, consecutive repeats merged.
+func (w *PodWatch) Statuses(name string) []string {
+	var out []string
+	for _, r := range w.Rows() {
+		if r[0] != name {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1] != r[2] {
+			out = append(out, r[2])
+		}
+	}
+	return out
+}
+
+// WaitStatus waits until pod name has shown status (STATUS column).
+func (w *PodWatch) WaitStatus(t *testing.T, name, status string, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, name+" "+status, func() (bool, string) {
+		for _, s := range w.Statuses(name) {
+			if s == status {
+				return true, ""
+			}
+		}
+		return false, strings.Join(w.Statuses(name), " ")
+	})
+}
+
+// ExpectSubsequence fails unless want appears in order within got.
+func ExpectSubsequence(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("%s: STATUS sequence %v does not contain %v in order", what, got, want)
+	}
+}
+
+// Jsonpath reads one field of an object.
+func (s *Server) Jsonpath(t *testing.T, ns, obj, path string) string {
+	t.Helper()
+	r := s.Kubectl(t, "get", obj, "-n", ns, "-o", "jsonpath="+path)
+	return r.Stdout
+}
