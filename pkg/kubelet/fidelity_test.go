@@ -388,3 +388,17 @@ func TestFidelity14Eviction(t *testing.T) {
 	h.eventually("deleted", func() bool { return h.wasDeleted("bare") })
 	h.checkReference("14-cordon-drain", "bare")
 }
+
+func TestFidelity08ReadinessExec(t *testing.T) {
+	h := newHarness(t)
+	p := fidelityPod("readiness-exec", v1.RestartPolicyAlways, "busybox", nil, "main")
+	p.Spec.Containers[0].ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"cat", "/tmp/ready.txt"}}}}
+	pod := h.create(p)
+	h.waitStatus("readiness-exec", "main=running/ ready=false started=true")
+	id := h.get("readiness-exec").Status.ContainerStatuses[0].ContainerID
+	h.probes.set(pod.UID, id, prober.Readiness, prober.Success)
+	h.waitStatus("readiness-exec", "main=running/ ready=true started=true")
+	h.probes.set(pod.UID, id, prober.Readiness, prober.Failure)
+	h.waitStatus("readiness-exec", "main=running/ ready=false started=true")
+	h.checkReference("08-readiness-exec", "readiness-exec")
+}

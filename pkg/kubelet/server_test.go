@@ -101,3 +101,29 @@ func TestServerExec(t *testing.T) {
 		t.Fatalf("exit code: %v %q", err, errOut)
 	}
 }
+
+func TestServerStats(t *testing.T) {
+	h := newHarness(t)
+	h.create(podWith("web", v1.RestartPolicyAlways, nil, "c"))
+	h.waitStatus("web", "c=running/")
+	code, body := h.get200("/metrics/resource")
+	for _, want := range []string{
+		`container_cpu_usage_seconds_total{container="c",namespace="ns",pod="web"} 0.001 `,
+		`container_memory_working_set_bytes{container="c",namespace="ns",pod="web"} 1048576 `,
+		`pod_memory_working_set_bytes{namespace="ns",pod="web"} 1048576 `,
+		"# TYPE node_cpu_usage_seconds_total counter",
+		"resource_scrape_error 0",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics/resource %d lacks %q:\n%s", code, want, body)
+		}
+	}
+	code, body = h.get200("/stats/summary")
+	if code != 200 || !strings.Contains(body, `"podRef":{"name":"web","namespace":"ns","uid":"uid-web"}`) || !strings.Contains(body, `"nodeName":"vm"`) {
+		t.Errorf("stats/summary %d:\n%s", code, body)
+	}
+	code, body = h.get200("/pods")
+	if code != 200 || !strings.Contains(body, `"name":"web"`) {
+		t.Errorf("pods %d", code)
+	}
+}
