@@ -57,7 +57,7 @@ func (b *bench) load(ctx context.Context) error {
 
 	if b.only["rss"] {
 		harness.Sleep(ctx, time.Until(readyAt.Add(5*time.Second)))
-		if err := b.memory(s, fmt.Sprintf("server memory idle 5 s after ready (%s, empty store)", flags)); err != nil {
+		if err := b.memory(s, fmt.Sprintf("server memory idle 5 s after ready, fresh load server (%s)", flags)); err != nil {
 			return err
 		}
 	}

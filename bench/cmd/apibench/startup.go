@@ -64,7 +64,7 @@ func (b *bench) startup(ctx context.Context) error {
 	b.table.Add("warm restart → /readyz 200, existing data dir", harness.Ms(d), "")
 	if b.only["rss"] {
 		harness.Sleep(ctx, time.Until(s.Started.Add(d).Add(5*time.Second)))
-		if err := b.memory(s, "server memory idle 5 s after ready (default flags, empty store)"); err != nil {
+		if err := b.memory(s, "server memory idle 5 s after ready, warm-restarted server (default flags)"); err != nil {
 			s.Stop()
 			return err
 		}
