@@ -262,14 +262,12 @@ func (r *rateCache) rate(key string, t time.Time, usage uint64) *uint64 {
 	return &v
 }
 
-var rates rateCache
-
 // Summary is the stats summary of the node and its running pods.
 func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	now := metav1.NewTime(k.clock.Now())
 	sum := &statsapi.Summary{Node: statsapi.NodeStats{NodeName: k.nodeName, StartTime: metav1.NewTime(bootTime())}}
 	if cpu, ok := nodeCPU(); ok {
-		sum.Node.CPU = &statsapi.CPUStats{Time: now, UsageCoreNanoSeconds: &cpu, UsageNanoCores: rates.rate("node", now.Time, cpu)}
+		sum.Node.CPU = &statsapi.CPUStats{Time: now, UsageCoreNanoSeconds: &cpu, UsageNanoCores: k.rates.rate("node", now.Time, cpu)}
 	}
 	if total, avail, ok := nodeMemory(); ok {
 		ws := total - avail
@@ -298,7 +296,7 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 			cpu, mem, rss := s.CPUUsageNanoSeconds, s.MemoryWorkingSetBytes, s.MemoryRSSBytes
 			ps.Containers = append(ps.Containers, statsapi.ContainerStats{
 				Name: podstate.ContainerName(c), StartTime: metav1.NewTime(c.StartedAt),
-				CPU:    &statsapi.CPUStats{Time: t, UsageCoreNanoSeconds: &cpu, UsageNanoCores: rates.rate(c.ID, s.Timestamp, cpu)},
+				CPU:    &statsapi.CPUStats{Time: t, UsageCoreNanoSeconds: &cpu, UsageNanoCores: k.rates.rate(c.ID, s.Timestamp, cpu)},
 				Memory: &statsapi.MemoryStats{Time: t, WorkingSetBytes: &mem, RSSBytes: &rss, UsageBytes: &mem},
 			})
 			cpuSum += cpu
@@ -308,7 +306,7 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 		if !any {
 			continue
 		}
-		ps.CPU = &statsapi.CPUStats{Time: now, UsageCoreNanoSeconds: &cpuSum, UsageNanoCores: rates.rate(string(pod.UID), now.Time, cpuSum)}
+		ps.CPU = &statsapi.CPUStats{Time: now, UsageCoreNanoSeconds: &cpuSum, UsageNanoCores: k.rates.rate(string(pod.UID), now.Time, cpuSum)}
 		ps.Memory = &statsapi.MemoryStats{Time: now, WorkingSetBytes: &memSum, UsageBytes: &memSum}
 		sum.Pods = append(sum.Pods, ps)
 	}

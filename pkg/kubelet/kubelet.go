@@ -4,7 +4,20 @@
 // sidecars, restart back-off, probes, hooks, graceful termination), reports
 // their status, and serves logs, exec, attach and port-forward.
 //
-// Construct it with New(Dependencies{...}) and call Run(ctx).
+// Wiring (cmd/k1s):
+//
+//	rt, _ := process.New(process.Options{RootDir: dataDir + "/agent/runtime", HostIP: nodeIP})
+//	ready := make(chan struct{})
+//	k, err := kubelet.New(kubelet.Dependencies{
+//		KubeClient: client, NodeName: nodeName, NodeIP: nodeIP,
+//		Runtimes: map[string]runtime.Runtime{process.Name: rt}, DefaultRuntime: process.Name,
+//		RootDir: dataDir + "/agent", ServerAddress: "0.0.0.0", ServerPort: 10250,
+//		ServerTLS: servingTLS, // with ClientCAs: the API server's client cert is required
+//		ClusterDNS: []string{"10.96.0.10"}, ClusterDomain: "cluster.local",
+//		Ready: ready, Version: version.K1s,
+//	})
+//	go k.Run(ctx) // returns after ctx is cancelled; containers keep running
+//	<-ready       // the Node is registered; k.ServerPort() is the kubelet API port
 package kubelet
 
 import (
@@ -133,6 +146,7 @@ type Kubelet struct {
 
 	termMsgs sync.Map // runtime container id -> termination message
 	pullErrs pullErrors
+	rates    rateCache // CPU usage rates for /stats/summary
 	// deadlineEvents: pods whose DeadlineExceeded event was emitted.
 	deadlineEvents sync.Map
 }
