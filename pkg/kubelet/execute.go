@@ -329,13 +329,12 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		return res
 	}
 
-	imageRef, reason, msg := k.ensureImage(ctx, pod, c, rt)
+	image, reason, msg := k.ensureImage(ctx, pod, c, rt)
 	if reason != "" {
 		k.recorder.Eventf(cref, v1.EventTypeWarning, "Failed", "Error: %s", reason)
 		res.reason, res.message = reason, msg
 		return res
 	}
-	_ = imageRef
 
 	restartCount := uint32(0)
 	if latest := state.Find(c.Name); latest != nil {
@@ -348,6 +347,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	if err != nil {
 		return fail(status.CreateContainerConfigError, err.Error())
 	}
+	cfg.Image = image
 	id, err := rt.CreateContainer(ctx, sandboxID, cfg)
 	if err != nil {
 		if errors.Is(err, runtime.ErrInvalidConfig) {

@@ -77,7 +77,8 @@ func lastSegment(image string) string {
 
 // ensureImage makes the container's image present per its pull policy, with
 // upstream's events; on failure it returns the waiting reason and message.
-func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, rt runtime.Runtime) (imageRef, reason, msg string) {
+// The image returned is the runtime's normalised reference of it.
+func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, rt runtime.Runtime) (image, reason, msg string) {
 	ref := containerRef(pod, c)
 	requested := c.Image
 	image, err := applyDefaultImageTag(requested)
@@ -93,7 +94,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		case err == nil:
 			k.recorder.Event(ref, v1.EventTypeNormal, "Pulled",
 				fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", requested))
-			return st.ID, "", ""
+			return imageName(st, requested), "", ""
 		case !errors.Is(err, runtime.ErrNotFound):
 			msg := fmt.Sprintf("Failed to inspect image %q: %v", "", err)
 			k.recorder.Event(ref, v1.EventTypeWarning, "InspectFailed", msg)
@@ -129,5 +130,12 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 	k.recorder.Event(ref, v1.EventTypeNormal, "Pulled",
 		fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", requested, d, d, st.SizeBytes))
 	k.imageBackoff.GC()
-	return st.ID, "", ""
+	return imageName(st, requested), "", ""
+}
+
+func imageName(st *runtime.ImageStatus, requested string) string {
+	if st != nil && st.Ref != "" {
+		return st.Ref
+	}
+	return requested
 }
