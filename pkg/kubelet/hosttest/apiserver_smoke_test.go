@@ -4,7 +4,11 @@
 package hosttest
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +18,15 @@ import (
 	"k1s.dev/k1s/pkg/kubelet"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
+	"k1s.dev/k1s/pkg/pki"
 	"k1s.dev/k1s/pkg/server"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/utils/exec"
 )
 
 // TestSmokeAgainstAPIServer runs the kubelet against k1s's own API server
@@ -32,6 +41,7 @@ func TestSmokeAgainstAPIServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clientCh := make(chan kubernetes.Interface, 1)
+	restCh := make(chan *rest.Config, 1)
 	agent := server.Component{Name: "agent", Run: func(ctx context.Context, env *server.Env) error {
 		c := kubernetes.NewForConfigOrDie(env.AdminREST)
 		clientCh <- c
@@ -39,8 +49,21 @@ func TestSmokeAgainstAPIServer(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		kp, err := env.PKI.EnsureCert(env.CA, pki.CertSpec{Name: "kubelet", CommonName: "system:node:vm",
+			Hosts: []string{env.NodeIP.String(), "vm"}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err != nil {
+			return err
+		}
+		cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(env.CAPEM)
+		restCh <- env.AdminREST
 		k, err := kubelet.New(kubelet.Dependencies{KubeClient: c, NodeName: "vm", NodeIP: env.NodeIP.String(),
-			Runtimes: map[string]runtime.Runtime{"host": rt}, RootDir: filepath.Join(dir, "agent"), ServerAddress: "127.0.0.1",
+			Runtimes: map[string]runtime.Runtime{"host": rt}, RootDir: filepath.Join(dir, "agent"), ServerAddress: env.NodeIP.String(),
+			ServerTLS: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool},
 			StopPodsOnExit: true, Version: "v0.0.1"})
 		if err != nil {
 			return err
@@ -99,6 +122,28 @@ func TestSmokeAgainstAPIServer(t *testing.T) {
 			t.Fatalf("pod: %v %+v", err, p.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	logs, err := c.CoreV1().Pods("default").GetLogs("myapp", &v1.PodLogOptions{Container: "app"}).DoRaw(ctx)
+	if err != nil || string(logs) != "up\n" {
+		t.Errorf("logs through the API server: %q %v", logs, err)
+	}
+	cfg := <-restCh
+	req := c.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("myapp").SubResource("exec").
+		VersionedParams(&v1.PodExecOptions{Container: "app", Command: []string{"sh", "-c", "echo exec-ok; exit 3"}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	for _, mk := range []func() (remotecommand.Executor, error){
+		func() (remotecommand.Executor, error) { return remotecommand.NewSPDYExecutor(cfg, "POST", req.URL()) },
+		func() (remotecommand.Executor, error) { return remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String()) },
+	} {
+		ex, err := mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errb})
+		var ee utilexec.ExitError
+		if !errors.As(err, &ee) || ee.ExitStatus() != 3 || out.String() != "exec-ok\n" {
+			t.Errorf("exec through the API server: %q %q %v", out.String(), errb.String(), err)
+		}
 	}
 	evs, _ := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 	var lines []string
