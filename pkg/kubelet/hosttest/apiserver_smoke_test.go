@@ -63,7 +63,7 @@ func TestSmokeAgainstAPIServer(t *testing.T) {
 		restCh <- env.AdminREST
 		k, err := kubelet.New(kubelet.Dependencies{KubeClient: c, NodeName: "vm", NodeIP: env.NodeIP.String(),
 			Runtimes: map[string]runtime.Runtime{"host": rt}, RootDir: filepath.Join(dir, "agent"), ServerAddress: env.NodeIP.String(),
-			ServerTLS: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool},
+			ServerTLS:      &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool},
 			StopPodsOnExit: true, Version: "v0.0.1"})
 		if err != nil {
 			return err
@@ -132,7 +132,9 @@ func TestSmokeAgainstAPIServer(t *testing.T) {
 		VersionedParams(&v1.PodExecOptions{Container: "app", Command: []string{"sh", "-c", "echo exec-ok; exit 3"}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	for _, mk := range []func() (remotecommand.Executor, error){
 		func() (remotecommand.Executor, error) { return remotecommand.NewSPDYExecutor(cfg, "POST", req.URL()) },
-		func() (remotecommand.Executor, error) { return remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String()) },
+		func() (remotecommand.Executor, error) {
+			return remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String())
+		},
 	} {
 		ex, err := mk()
 		if err != nil {
