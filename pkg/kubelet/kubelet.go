@@ -176,6 +176,11 @@ func New(deps Dependencies) (*Kubelet, error) {
 	if deps.RootDir == "" {
 		return nil, errors.New("kubelet: RootDir is required")
 	}
+	root, err := filepath.Abs(deps.RootDir)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	deps.RootDir = root
 	if deps.Clock == nil {
 		deps.Clock = clock.RealClock{}
 	}
