@@ -121,11 +121,6 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
-	if os.Getenv("K1S_EXP_NO_OPENAPI_V2") != "" {
-		cfg.KubeAPIs.ControlPlane.Generic.OpenAPIConfig = nil
-		cfg.ApiExtensions.GenericConfig.OpenAPIConfig = nil
-		cfg.Aggregator.GenericConfig.OpenAPIConfig = nil
-	}
 	ag := cfg.Aggregator.GenericConfig
 	ag.BuildHandlerChainFunc = withVersion(ag.BuildHandlerChainFunc)
 	cc, err := cfg.Complete()

@@ -38,6 +38,9 @@ type Options struct {
 	DisableAgent bool
 	// DisableControllers runs neither controllers nor scheduler.
 	DisableControllers bool
+	// StopPodsOnExit: a clean stop also stops the node's containers
+	// (default: they keep running and the next start adopts them).
+	StopPodsOnExit bool
 	// Components hook in what runs on top of the API (controllers,
 	// scheduler, node agent): each gets the admin loopback config and runs
 	// until ctx ends. Injected by cmd/k1s so this package stays small.
