@@ -147,6 +147,10 @@ func TestHostInitAndApp(t *testing.T) {
 	if p.Status.Phase != v1.PodRunning || p.Status.InitContainerStatuses[1].State.Terminated == nil {
 		t.Fatalf("status %+v", p.Status)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.logs("myapp", "app") != "The app is running!\n" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // the shim writes the log asynchronously
+	}
 	if got := e.logs("myapp", "app"); got != "The app is running!\n" {
 		t.Errorf("logs %q", got)
 	}
