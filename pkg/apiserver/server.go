@@ -44,7 +44,16 @@ type Config struct {
 	NodePortRange         string // e.g. 30000-32767
 	// TokenAuthFile: static bearer tokens (csv token,user,uid,"group1,group2").
 	TokenAuthFile string
+	// ProxyClientCertFile/KeyFile: the aggregator's identity towards
+	// aggregated API servers (metrics.k8s.io), CN front-proxy-client,
+	// verified by them against ClientCAFile.
+	ProxyClientCertFile string
+	ProxyClientKeyFile  string
 }
+
+// FrontProxyClientName is the common name of the aggregator's client
+// certificate, the only one aggregated API servers accept identity headers from.
+const FrontProxyClientName = "front-proxy-client"
 
 // Server is a prepared API server.
 type Server struct {
@@ -89,6 +98,20 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		// upstream refuses a loopback address in the kubernetes Service's
 		// endpoints; a machine without another address gets none.
 		args = append(args, "--endpoint-reconciler-type=none")
+	}
+	if c.ProxyClientCertFile != "" {
+		args = append(args,
+			"--requestheader-client-ca-file="+c.ClientCAFile,
+			"--requestheader-allowed-names="+FrontProxyClientName,
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--proxy-client-cert-file="+c.ProxyClientCertFile,
+			"--proxy-client-key-file="+c.ProxyClientKeyFile,
+			// aggregated APIs are reached at their endpoints, not through
+			// a Service cluster IP (there is no kube-proxy in front).
+			"--enable-aggregator-routing=true",
+		)
 	}
 	if c.TokenAuthFile != "" {
 		args = append(args, "--token-auth-file="+c.TokenAuthFile)

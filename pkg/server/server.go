@@ -139,6 +139,10 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	if err != nil {
 		return err
 	}
+	frontProxy, err := p.EnsureClientCert(ca, "front-proxy-client", apiserver.FrontProxyClientName, nil)
+	if err != nil {
+		return err
+	}
 	saKey, err := ensureServiceAccountKey(filepath.Join(dataDir, "tls", "service-account.key"))
 	if err != nil {
 		return err
@@ -185,6 +189,8 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 		ServiceCIDR:           svcNet.String(),
 		NodePortRange:         o.NodePortRange,
 		TokenAuthFile:         tokenFile,
+		ProxyClientCertFile:   frontProxy.CertFile,
+		ProxyClientKeyFile:    frontProxy.KeyFile,
 	})
 	if err != nil {
 		return err
