@@ -120,17 +120,13 @@ func (p *pleg) watch(ctx context.Context, rt runtime.Runtime) {
 func (p *pleg) handle(ctx context.Context, rt runtime.Runtime, ev runtime.ContainerEvent) {
 	c, err := rt.ContainerStatus(ctx, ev.ContainerID)
 	if err != nil {
-		// removed: wake its pod if known
+		// Removed. As upstream's ContainerRemoved, not a reason to sync:
+		// the kubelet removed it itself (pruning old instances), and a
+		// sync now would write a crash-looping container's
+		// CrashLoopBackOff at once instead of when its back-off ends.
 		p.mu.Lock()
-		r, ok := p.containers[ev.ContainerID]
-		if !ok {
-			r.uid, ok = p.sandboxes[ev.SandboxID]
-		}
 		delete(p.containers, ev.ContainerID)
 		p.mu.Unlock()
-		if ok {
-			p.k.workers.wake(r.uid)
-		}
 		return
 	}
 	uid := types.UID(c.Labels[podstate.LabelPodUID])
@@ -162,16 +158,13 @@ func (p *pleg) relist(ctx context.Context) {
 			}
 		}
 	}
+	// containers gone since the last relist are forgotten without a sync
+	// (upstream's ContainerRemoved is not sync-worthy)
 	p.mu.Lock()
-	var gone []types.UID
-	for id, r := range p.containers {
+	for id := range p.containers {
 		if !seen[id] {
 			delete(p.containers, id)
-			gone = append(gone, r.uid)
 		}
 	}
 	p.mu.Unlock()
-	for _, uid := range gone {
-		p.k.workers.wake(uid)
-	}
 }

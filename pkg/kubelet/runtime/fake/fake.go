@@ -365,12 +365,18 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, timeout time.Dur
 	return nil
 }
 
+// RemoveContainer removes a container and, as the host runtime does,
+// emits a ContainerDeletedEvent.
 func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.containers[id]; ok {
+	c, ok := r.containers[id]
+	if ok {
 		r.record("RemoveContainer %s", c.Name)
 		delete(r.containers, id)
+	}
+	r.mu.Unlock()
+	if ok {
+		r.emit(runtime.ContainerEvent{ContainerID: id, SandboxID: c.SandboxID, Type: runtime.ContainerDeletedEvent, Time: r.clock.Now()})
 	}
 	return nil
 }
