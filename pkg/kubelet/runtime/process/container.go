@@ -263,6 +263,9 @@ func (r *Runtime) runShim(ctx context.Context, c *container) (_ shimState, relea
 		_ = writeJSON(filepath.Join(c.dir, stateFile), &st)
 		return st, release, errors.New(msg)
 	}
+	if err := writeShimSpec(c.dir, &c.spec); err != nil {
+		return fail(fmt.Sprintf("failed to start container process: %v", err))
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return fail(fmt.Sprintf("failed to start shim: %v", err))
@@ -275,7 +278,8 @@ func (r *Runtime) runShim(ctx context.Context, c *container) (_ shimState, relea
 	}
 	args := append(append([]string(nil), r.opts.ShimArgs...), "--dir", c.dir, "--report-fd", "3")
 	cmd := exec.Command(r.opts.ShimBinary, args...)
-	cmd.Env = append(os.Environ(), r.opts.ShimEnv...)
+	// K1S_SHIM=1 (last, so it wins) makes the C shim run before Go starts.
+	cmd.Env = append(append(os.Environ(), r.opts.ShimEnv...), shimMarkerEnv+"=1")
 	cmd.Dir = "/"
 	cmd.Stdout = shimLog
 	cmd.Stderr = shimLog

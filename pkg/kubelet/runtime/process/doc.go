@@ -8,6 +8,9 @@
 //	sandboxes/<id>/sandbox.json   pod sandbox record (config, state)
 //	containers/<id>/container.json container record, written once at create
 //	containers/<id>/spec.json      what the shim runs (argv, env, dir, log path)
+//	containers/<id>/shim.spec      the same for the C shim (NUL-separated
+//	                               fields, see encodeShimSpec), rewritten
+//	                               before every shim start
 //	containers/<id>/state.json     written atomically by the shim: pids, start,
 //	                               exit code / signal / finish time
 //	containers/<id>/rootfs/        default working directory (a fresh one per
@@ -18,14 +21,36 @@
 //
 // # The shim
 //
-// Every started container is held by a shim: a re-exec of the k1s binary
-// (`k1s shim --dir <container dir>`, see ShimMain) in its own session, so it
-// survives the agent being killed. The shim starts the process in its own
-// process group, copies stdout/stderr into the container's LogPath in the
-// CRI log format, keeps stdin open when asked (attach), reaps orphans (it is
-// a child subreaper) and records the exit in state.json before it exits.
-// When the main process exits the shim SIGKILLs what is left of its process
-// group, as the kernel does to a container when its PID 1 exits.
+// Every started container is held by a shim: the k1s binary started again
+// as `k1s shim --dir <container dir> --report-fd 3`, in its own session so
+// that it survives the agent being killed. The shim starts the process in
+// its own process group, copies stdout/stderr into the container's LogPath
+// in the CRI log format (reopening it on SIGUSR1), keeps stdin open when
+// asked (attach), reaps orphans (it is a child subreaper), ignores SIGTERM,
+// SIGINT and SIGHUP, and records the start (state.json, then the same JSON
+// on the report fd) and the exit (state.json) of the container. When the
+// main process exits the shim SIGKILLs what is left of its process group
+// and of its children, as the kernel does to a container when its PID 1
+// exits, waits up to 2s for them to be reaped and up to 2s more for the
+// output to end, then writes the exit.
+//
+// The shim is written in C (shim.c) and runs before the Go runtime: k1s
+// links the API server, kubectl and the controllers, and starting the Go
+// runtime with its thousands of packages would cost every shim ~14 MB of
+// private memory. A constructor (__attribute__((constructor)), as runc's
+// nsenter) runs when any process of the binary starts; when the process is
+// a shim, recognised by K1S_SHIM=1 in its environment (set by the runtime
+// for shims only) and "shim" as its first argument, it does the whole job
+// in one thread (a poll loop, signals on a signalfd) and calls _exit, so the
+// Go runtime never starts: a shim has ~130 kB of private memory. Every
+// other process returns from the constructor at once. The C shim reads
+// shim.spec, not spec.json. `k1s shim ...` typed by hand (no K1S_SHIM) gets
+// to ShimMain, which executes the binary again with K1S_SHIM=1. In builds
+// without cgo ShimMain is the same shim in Go (shim_nocgo.go), which reads
+// spec.json; copyLog in crilog.go is that shim's log writer and the
+// reference the C shim is tested against. Any binary that links this
+// package and starts shims (tests too) gets the constructor; its main only
+// has to call ShimMain for the "shim" subcommand.
 //
 // A restarted agent re-adopts running containers from the state files
 // without restarting them. If a shim vanished while its container was

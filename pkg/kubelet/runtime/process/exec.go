@@ -241,3 +241,17 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *cappedBuffer) Bytes() []byte { return b.buf }
+
+// eioIsEOF turns the EIO a pty master returns once the terminal is closed
+// into io.EOF.
+type eioIsEOF struct{ f *os.File }
+
+func (e eioIsEOF) Read(p []byte) (int, error) {
+	n, err := e.f.Read(p)
+	if err != nil && errors.Is(err, syscall.EIO) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (e eioIsEOF) Close() error { return e.f.Close() }

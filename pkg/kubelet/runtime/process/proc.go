@@ -67,15 +67,6 @@ func parseProcStat(data []byte) (procStat, error) {
 	}, nil
 }
 
-// processStartTime is the start time of pid, 0 if it does not exist.
-func processStartTime(pid int) uint64 {
-	st, err := readProcStat(pid)
-	if err != nil {
-		return 0
-	}
-	return st.StartTime
-}
-
 // alive reports whether pid is the process that started at start and has
 // not exited (a zombie has exited).
 func alive(pid int, start uint64) bool {
@@ -163,27 +154,6 @@ func groupMembers(pgid int) []int {
 		}
 		st, err := readProcStat(pid)
 		if err != nil || st.PGID != pgid {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-// childrenOf lists the pids whose parent is ppid.
-func childrenOf(ppid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readProcStat(pid)
-		if err != nil || st.PPID != ppid {
 			continue
 		}
 		pids = append(pids, pid)

@@ -23,10 +23,14 @@ type Options struct {
 	// ShimBinary is the program re-executed as each container's shim;
 	// default os.Executable().
 	ShimBinary string
-	// ShimArgs come before the shim's own flags; nil means ["shim"].
+	// ShimArgs come before the shim's own flags; nil means ["shim"]. The
+	// C shim starts before Go only with ["shim"]; with other arguments
+	// the binary's main must call ShimMain, which starts it again.
 	ShimArgs []string
-	// ShimEnv is added to the agent's environment for the shim (tests use
-	// it to make the test binary act as the shim).
+	// ShimEnv is added to the agent's environment for the shim, before
+	// K1S_SHIM=1. Any binary linking this package runs the shim when
+	// started as `<binary> shim ...` with K1S_SHIM=1 (see the package
+	// documentation), test binaries included.
 	ShimEnv []string
 	// HostIP is reported as every sandbox's IP.
 	HostIP string

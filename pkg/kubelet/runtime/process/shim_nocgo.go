@@ -1,15 +1,23 @@
+//go:build !cgo
+
+// The shim in Go, for k1s built without cgo. With cgo the shim is shim.c,
+// which does the same without starting the Go runtime.
+
 package process
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -20,7 +28,8 @@ import (
 
 // ShimMain is the entry point of the hidden `k1s shim` subcommand; args are
 // the arguments after "shim". It supervises one container (see the package
-// documentation) and returns the shim's exit code.
+// documentation) and returns the shim's exit code. This is the pure-Go
+// shim of builds without cgo; it reads spec.json.
 //
 //	k1s shim --dir <container dir> [--report-fd N]
 func ShimMain(args []string) int {
@@ -352,16 +361,134 @@ func exitStatus(ws unix.WaitStatus) (code, sig int32) {
 	return exitCodeUnknown, 0
 }
 
-// eioIsEOF turns the EIO a pty master returns once the terminal is closed
-// into io.EOF.
-type eioIsEOF struct{ f *os.File }
-
-func (e eioIsEOF) Read(p []byte) (int, error) {
-	n, err := e.f.Read(p)
-	if err != nil && errors.Is(err, syscall.EIO) {
-		err = io.EOF
+func listenAttach(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	var l net.Listener
+	err := withShortPath(path, func(p string) error {
+		var err error
+		l, err = net.Listen("unix", p)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return n, err
+	// The listener was bound under a /proc alias: do not let Close
+	// unlink that alias name.
+	if ul, ok := l.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	return l, nil
 }
 
-func (e eioIsEOF) Close() error { return e.f.Close() }
+// attachServer is the shim's side of the attach socket.
+type attachServer struct {
+	stdin     io.WriteCloser // nil: the container has no stdin
+	stdinOnce bool
+	pty       *os.File // nil: no terminal
+
+	mu          sync.Mutex
+	stdinClosed bool
+}
+
+func (a *attachServer) serve(l net.Listener) {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if !sameUser(conn) {
+			conn.Close()
+			continue
+		}
+		go a.handle(conn)
+	}
+}
+
+// sameUser admits only peers running as the shim's user.
+func sameUser(conn net.Conn) bool {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && cred != nil && (cred.Uid == uint32(os.Getuid()) || cred.Uid == 0)
+}
+
+func (a *attachServer) handle(conn net.Conn) {
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	kind, err := br.ReadString('\n')
+	if err != nil {
+		return
+	}
+	switch kind[:len(kind)-1] {
+	case attachStdin:
+		a.copyStdin(br)
+	case attachResize:
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			var cols, rows uint16
+			if _, err := fmt.Sscanf(line, "%d %d", &cols, &rows); err == nil && a.pty != nil {
+				_ = pty.Setsize(a.pty, &pty.Winsize{Cols: cols, Rows: rows})
+			}
+		}
+	}
+}
+
+func (a *attachServer) copyStdin(r io.Reader) {
+	a.mu.Lock()
+	closed := a.stdinClosed || a.stdin == nil
+	a.mu.Unlock()
+	if closed {
+		return
+	}
+	_, _ = io.Copy(a.stdin, r)
+	if a.stdinOnce {
+		a.mu.Lock()
+		if !a.stdinClosed {
+			a.stdinClosed = true
+			a.stdin.Close()
+		}
+		a.mu.Unlock()
+	}
+}
+
+// processStartTime is the start time of pid, 0 if it does not exist.
+func processStartTime(pid int) uint64 {
+	st, err := readProcStat(pid)
+	if err != nil {
+		return 0
+	}
+	return st.StartTime
+}
+
+// childrenOf lists the pids whose parent is ppid.
+func childrenOf(ppid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.PPID != ppid {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
