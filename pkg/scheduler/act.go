@@ -66,7 +66,10 @@ func (s *Scheduler) bind(ctx context.Context, qp *queuedPod, pod *v1.Pod, host s
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     v1.ObjectReference{Kind: "Node", Name: host},
 	}
-	if err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+	s.bindSlots <- struct{}{}
+	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	<-s.bindSlots
+	if err != nil {
 		logger.V(1).Info("Failed to bind pod", "pod", klog.KObj(pod), "node", host, "err", err)
 		s.cache.forget(pod.UID)
 		// The resources it held are free again (upstream: AssignedPodDelete).

@@ -37,6 +37,10 @@ type Options struct {
 	Recorder events.EventRecorder
 	// Rand breaks ties between equally scored nodes (tests seed it).
 	Rand *rand.Rand
+	// BindConcurrency bounds the bindings in flight (64). Unbounded, a burst
+	// of pods opens more streams than one HTTP/2 connection carries, and
+	// each extra connection costs a TLS handshake on both sides.
+	BindConcurrency int
 }
 
 // Scheduler binds pending pods to nodes.
@@ -53,8 +57,10 @@ type Scheduler struct {
 	recorder events.EventRecorder
 	rnd      *rand.Rand
 
-	// acts counts bindings and status patches in flight.
-	acts sync.WaitGroup
+	// acts counts bindings and status patches in flight; binding holds a
+	// token from bindSlots while it calls the API.
+	acts      sync.WaitGroup
+	bindSlots chan struct{}
 }
 
 // New returns a scheduler that watches pods and nodes through factory
@@ -72,6 +78,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if opts.MaxUnschedulableDuration == 0 {
 		opts.MaxUnschedulableDuration = DefaultMaxUnschedulableDuration
 	}
+	if opts.BindConcurrency == 0 {
+		opts.BindConcurrency = 64
+	}
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
@@ -82,7 +91,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	s := &Scheduler{
 		client: client, factory: factory, clock: clk, opts: opts,
 		cache: newNodeCache(), queue: newQueue(clk, opts.InitialBackoff, opts.MaxBackoff, opts.MaxUnschedulableDuration),
-		recorder: opts.Recorder, rnd: rnd,
+		recorder: opts.Recorder, rnd: rnd, bindSlots: make(chan struct{}, opts.BindConcurrency),
 	}
 	pods := factory.Core().V1().Pods()
 	nodes := factory.Core().V1().Nodes()
