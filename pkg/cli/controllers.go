@@ -21,6 +21,8 @@ func controllerComponents() []server.Component {
 func runControllers(ctx context.Context, env *server.Env) error {
 	cfg := rest.CopyConfig(env.AdminREST)
 	cfg.UserAgent = "kube-scheduler"
+	// bindings and events of a 1,000-pod burst: no client-side throttle
+	cfg.QPS, cfg.Burst = 5000, 10000
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
