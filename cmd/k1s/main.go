@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"k1s.dev/k1s/pkg/agent"
 	"k1s.dev/k1s/pkg/app"
 	"k1s.dev/k1s/pkg/cli"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
@@ -28,6 +29,8 @@ func main() {
 	switch os.Args[1] {
 	case "server":
 		os.Exit(cli.Server(args))
+	case "agent":
+		os.Exit(agent.Main(args))
 	case "kubectl":
 		os.Exit(cli.Kubectl(args))
 	case "version", "--version", "-v":

@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/component-base/version"
+	"k8s.io/utils/clock"
+
+	"k1s.dev/k1s/pkg/kubelet"
+	kruntime "k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/kubelet/runtime/process"
+	"k1s.dev/k1s/pkg/pki"
+	"k1s.dev/k1s/pkg/server"
+)
+
+// DefaultKubeletPort is the kubelet API's port when it is free.
+const DefaultKubeletPort = 10250
+
+// NodeConfig is one node agent: the host runtime and the kubelet on it.
+type NodeConfig struct {
+	// Client talks to the API as the node (system:node:<name>).
+	Client   kubernetes.Interface
+	NodeName string
+	// NodeIP is the node's InternalIP, every pod's hostIP and the address
+	// the kubelet API listens on.
+	NodeIP string
+	// Dir holds the runtime's state, pods' directories and logs.
+	Dir string
+	// ServerTLS is the kubelet API's serving identity and client CA.
+	ServerTLS  *tls.Config
+	ClusterDNS string
+	// StopPodsOnExit stops the node's containers when RunNode returns
+	// (default: they keep running and the next start adopts them).
+	StopPodsOnExit bool
+	// Port of the kubelet API; 0 picks a free one. The kubelet publishes
+	// it in node.status.daemonEndpoints.
+	Port int
+	// Ready is closed once the Node is registered (nil allowed).
+	Ready chan<- struct{}
+}
+
+// RunNode runs the node agent until ctx ends.
+func RunNode(ctx context.Context, c NodeConfig) error {
+	host, err := process.New(process.Options{
+		RootDir: filepath.Join(c.Dir, "runtime", "host"),
+		HostIP:  c.NodeIP,
+	})
+	if err != nil {
+		return fmt.Errorf("host runtime: %w", err)
+	}
+	var dns []string
+	if c.ClusterDNS != "" {
+		dns = []string{c.ClusterDNS}
+	}
+	k, err := kubelet.New(kubelet.Dependencies{
+		KubeClient:     c.Client,
+		NodeName:       c.NodeName,
+		NodeIP:         c.NodeIP,
+		Runtimes:       map[string]kruntime.Runtime{"host": host},
+		DefaultRuntime: "host",
+		RootDir:        c.Dir,
+		Clock:          clock.RealClock{},
+		ServerAddress:  c.NodeIP,
+		ServerPort:     c.Port,
+		ServerTLS:      c.ServerTLS,
+		ClusterDNS:     dns,
+		ClusterDomain:  "cluster.local",
+		StopPodsOnExit: c.StopPodsOnExit,
+		Version:        Version(),
+		Ready:          c.Ready,
+	})
+	if err != nil {
+		return err
+	}
+	return k.Run(ctx)
+}
+
+// LocalComponent is the server's own node agent (`k1s server` without
+// --disable-agent). It talks to the API as system:node:<name>, with a
+// client certificate the server issues from its CA, like any other node.
+func LocalComponent() server.Component {
+	return server.Component{Name: "node agent", Run: runLocal}
+}
+
+func runLocal(ctx context.Context, env *server.Env) error {
+	o := env.Options
+	nodeIP := env.NodeIP.String()
+	serverTLS, err := LocalServingTLS(env.PKI, env.CA, o.NodeName, nodeIP)
+	if err != nil {
+		return err
+	}
+	cfg, err := localNodeREST(env)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	// The join service (ServerComponent) starts with this agent; the RBAC a
+	// node needs beyond the Node authorizer must exist before its first
+	// request. Failures are the join service's to retry.
+	if admin, err := kubernetes.NewForConfig(env.AdminREST); err == nil {
+		_ = ensureJoinPolicy(ctx, admin)
+	}
+	return RunNode(ctx, NodeConfig{
+		Client:         client,
+		NodeName:       o.NodeName,
+		NodeIP:         nodeIP,
+		Dir:            filepath.Join(o.DataDir, "agent"),
+		ServerTLS:      serverTLS,
+		ClusterDNS:     o.ClusterDNS,
+		StopPodsOnExit: o.StopPodsOnExit,
+		Port:           FreePortOr(nodeIP, DefaultKubeletPort),
+	})
+}
+
+// localNodeREST is the loopback config with the local node's identity.
+func localNodeREST(env *server.Env) (*rest.Config, error) {
+	name := env.Options.NodeName
+	kp, err := env.PKI.EnsureClientCert(env.CA, "kubelet-client-"+name, pki.NodeCommonName(name), []string{pki.NodesGroup})
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.AnonymousClientConfig(env.AdminREST)
+	cfg.CertData, cfg.KeyData = kp.CertPEM, kp.KeyPEM
+	cfg.UserAgent = "kubelet"
+	return cfg, nil
+}
+
+// FreePortOr returns port if it can be bound on host, else 0 (the kubelet
+// then picks a free one): several agents and tests share one machine.
+func FreePortOr(host string, port int) int {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return 0
+	}
+	l.Close()
+	return port
+}
+
+// kubernetesVersion is the release whose modules k1s is built on.
+const kubernetesVersion = "v1.37.2"
+
+// Version is k1s's version (the node's containerRuntimeVersion host://<it>).
+func Version() string {
+	v := version.Get().GitVersion
+	if strings.HasPrefix(v, "v0.0.0") { // built without the Makefile's -ldflags
+		return kubernetesVersion + "+k1s"
+	}
+	return v
+}
