@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +29,10 @@ const maxPodTerminationMessageLogLength = 1024 * 12
 // replaces the last queued one (a burst collapses, the last state stays).
 const maxPending = 16
 
+// statusWorkers write statuses of different pods concurrently (one pod's
+// statuses are written in order by one worker at a time).
+const statusWorkers = 16
+
 // Manager caches the kubelet's latest status of each pod and writes every
 // distinct status to the API server, in order (so a short-lived state such as
 // CrashLoopBackOff before a restart is seen by watchers, as on a real node).
@@ -50,9 +55,34 @@ type entry struct {
 	version  uint64
 	pending  []pendingStatus
 	finished bool
-	// api is the status last known to be on the API server.
+	// api is the newest status known to be on the API server, at
+	// resourceVersion apiRV (0: unknown, read the pod before patching).
+	// Patch responses and the informer's copies update it, newest
+	// resourceVersion first, so a patch is computed against what is
+	// really there without a GET per write.
 	api     *v1.PodStatus
+	apiRV   uint64
 	deleted bool
+}
+
+// resourceVersion parses an object's resourceVersion (etcd's revision);
+// 0 when it is not a number (then the pod is read before each write).
+func resourceVersion(o metav1.Object) uint64 {
+	rv, err := strconv.ParseUint(o.GetResourceVersion(), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return rv
+}
+
+// observeAPI records pod as the API's state if it is newer than what the
+// entry knows.
+func (e *entry) observeAPI(pod *v1.Pod) {
+	rv := resourceVersion(pod)
+	if rv == 0 || rv <= e.apiRV {
+		return
+	}
+	e.api, e.apiRV = pod.Status.DeepCopy(), rv
 }
 
 // pendingStatus is a status to write; holdTerminal is whether the pod could
@@ -75,7 +105,7 @@ func NewManager(client kubernetes.Interface, c clock.WithTicker, couldHaveRunnin
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](50*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Clock: c}),
-		workers: 4,
+		workers: statusWorkers,
 		entries: map[types.UID]*entry{},
 	}
 }
@@ -148,8 +178,9 @@ func (m *Manager) RemovePod(uid types.UID) {
 	delete(m.entries, uid)
 }
 
-// UpdatePod tells the manager the latest pod object (its deletion mark) so
-// that a finished pod marked for deletion is deleted for good.
+// UpdatePod tells the manager the latest pod object: its deletion mark (a
+// finished pod marked for deletion is deleted for good) and its status on
+// the API server.
 func (m *Manager) UpdatePod(pod *v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,6 +189,9 @@ func (m *Manager) UpdatePod(pod *v1.Pod) {
 		return
 	}
 	e.pod = pod
+	if e.api != nil {
+		e.observeAPI(pod)
+	}
 	if e.finished && pod.DeletionTimestamp != nil && !e.deleted {
 		m.queue.Add(pod.UID)
 	}
@@ -175,7 +209,9 @@ func (m *Manager) setLocked(pod *v1.Pod, status v1.PodStatus, finished bool) {
 	}
 	e.pod = pod
 	if e.api == nil {
-		e.api = pod.Status.DeepCopy()
+		e.api, e.apiRV = pod.Status.DeepCopy(), resourceVersion(pod)
+	} else {
+		e.observeAPI(pod)
 	}
 	if err := checkContainerStateTransition(&old, &status, &pod.Spec); err != nil {
 		log.Printf("kubelet: status update of pod %s/%s aborted: %v", pod.Namespace, pod.Name, err)
@@ -236,9 +272,11 @@ func (m *Manager) processNext(ctx context.Context) bool {
 }
 
 // sync writes the pending statuses of one pod, oldest first, then deletes
-// the pod if it is finished and marked for deletion. The pod is read from
-// the API server first (as upstream does): patches are computed against
-// what is really there, so a stale cache can never make one incomplete.
+// the pod if it is finished and marked for deletion. Patches are computed
+// against the newest version of the pod known (by resourceVersion: our own
+// patch responses and the informer's copies), so a stale copy can never
+// make one incomplete; when that version is unknown (or the last write
+// failed) the pod is read from the API server first, as upstream does.
 func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 	m.mu.Lock()
 	e, ok := m.entries[uid]
@@ -247,7 +285,19 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	ns, name := e.pod.Namespace, e.pod.Name
+	known := e.apiRV != 0
 	m.mu.Unlock()
+	if !known {
+		if done, err := m.fetch(ctx, uid, ns, name); done || err != nil {
+			return err
+		}
+	}
+	return m.writePending(ctx, uid)
+}
+
+// fetch reads the pod from the API server as the base of the next patch;
+// done: the pod is gone, nothing to write.
+func (m *Manager) fetch(ctx context.Context, uid types.UID, ns, name string) (done bool, err error) {
 	fresh, err := m.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || (err == nil && fresh.UID != uid) {
 		m.mu.Lock()
@@ -255,19 +305,23 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 			e.pending = nil
 		}
 		m.mu.Unlock()
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	m.mu.Lock()
 	if e, ok := m.entries[uid]; ok {
 		st := fresh.Status
-		e.api = &st
+		e.api, e.apiRV = &st, resourceVersion(fresh)
 		e.pod = withDeletion(e.pod, fresh)
 	}
 	m.mu.Unlock()
+	return false, nil
+}
 
+// writePending patches the pod's pending statuses in order.
+func (m *Manager) writePending(ctx context.Context, uid types.UID) error {
 	for {
 		m.mu.Lock()
 		e, ok := m.entries[uid]
@@ -296,6 +350,12 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 			return nil
 		}
 		if err != nil {
+			// the retry reads the pod first
+			m.mu.Lock()
+			if e, ok := m.entries[uid]; ok {
+				e.apiRV = 0
+			}
+			m.mu.Unlock()
 			return err
 		}
 		m.mu.Lock()
@@ -304,8 +364,10 @@ func (m *Manager) sync(ctx context.Context, uid types.UID) error {
 				e.pending = e.pending[1:]
 			}
 			if !unchanged && newPod != nil {
-				st := newPod.Status
-				e.api = &st
+				if rv := resourceVersion(newPod); rv == 0 || rv > e.apiRV {
+					st := newPod.Status
+					e.api, e.apiRV = &st, rv
+				}
 				e.pod = withDeletion(e.pod, newPod)
 			} else if unchanged {
 				e.api = &merged
