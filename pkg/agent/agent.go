@@ -34,7 +34,8 @@ type Options struct {
 	DataDir  string
 	NodeName string
 	NodeIP   string
-	// KubeletPort: the kubelet API's port; 0 picks a free one.
+	// KubeletPort: the kubelet API's port; 0 picks a free one, a negative
+	// value DefaultKubeletPort when it is free, else a free one.
 	KubeletPort    int
 	ClusterDNS     string
 	StopPodsOnExit bool
