@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -55,7 +56,9 @@ func TestNodeAgentJoins(t *testing.T) {
 
 	// A token naming another CA: the agent refuses the server before it
 	// sends the secret, and no certificate is requested.
-	bad := exec.Command(binary, "agent", "--server", serverURL(t, s), "--token", "K10"+strings.Repeat("ab", 32)+"::"+nodeToken(t, s),
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := exec.CommandContext(ctx, binary, "agent", "--server", serverURL(t, s), "--token", "K10"+strings.Repeat("ab", 32)+"::"+nodeToken(t, s),
 		"--data-dir", t.TempDir(), "--node-name", "impostor", "--kubelet-port", "0")
 	out, err := bad.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
