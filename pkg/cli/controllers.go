@@ -38,5 +38,8 @@ func runControllers(ctx context.Context, env *server.Env) error {
 		Informers:  factory,
 		Clock:      clock.RealClock{},
 		RootCA:     env.CAPEM,
+		NodeLifecycle: manager.NodeLifecycleOptions{
+			NodeMonitorGracePeriod: env.Options.NodeMonitorGracePeriod,
+		},
 	})
 }

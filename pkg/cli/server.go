@@ -28,6 +28,7 @@ func Server(args []string) int {
 	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service cluster IPs")
 	fs.BoolVar(&o.DisableAgent, "disable-agent", false, "run no node agent in the server")
 	fs.BoolVar(&o.DisableControllers, "disable-controllers", false, "run neither controllers nor the scheduler")
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "how long a node may miss status updates before it is marked NotReady (default 50s, as kube-controller-manager)")
 	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", false, "stop this node's containers when the server stops (default: leave them running for the next start to adopt)")
 	klogFlags := klogFlagSet()
 	fs.AddGoFlagSet(klogFlags)

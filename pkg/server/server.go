@@ -41,6 +41,8 @@ type Options struct {
 	// StopPodsOnExit: a clean stop also stops the node's containers
 	// (default: they keep running and the next start adopts them).
 	StopPodsOnExit bool
+	// NodeMonitorGracePeriod: missed node status before NotReady (0: 50 s).
+	NodeMonitorGracePeriod time.Duration
 	// Components hook in what runs on top of the API (controllers,
 	// scheduler, node agent): each gets the admin loopback config and runs
 	// until ctx ends. Injected by cmd/k1s so this package stays small.
@@ -131,6 +133,12 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	if err != nil {
 		return err
 	}
+	// Serve the CA after the leaf: joining agents find the CA in the chain
+	// and check it against the hash in their token before sending it.
+	servingChain := filepath.Join(dataDir, "tls", "apiserver-chain.crt")
+	if err := os.WriteFile(servingChain, append(append([]byte{}, serving.CertPEM...), ca.CertPEM...), 0o644); err != nil {
+		return err
+	}
 	admin, err := p.EnsureClientCert(ca, "admin", pki.AdminCommonName, []string{pki.AdminOrganization})
 	if err != nil {
 		return err
@@ -179,7 +187,7 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 		EtcdEndpoints:         etcd.Endpoints,
 		Etcd:                  etcd,
 		DataDir:               dataDir,
-		ServingCertFile:       serving.CertFile,
+		ServingCertFile:       servingChain,
 		ServingKeyFile:        serving.KeyFile,
 		ClientCAFile:          p.CAFile(),
 		KubeletClientCertFile: kubeletClient.CertFile,
@@ -331,14 +339,14 @@ func ensureServiceAccountKey(path string) (string, error) {
 	return path, os.WriteFile(path, pem, 0o600)
 }
 
-// writeTokenAuthFile lets agents holding the node token in as a node
-// (system:node:<name> is granted by client certificates they obtain; the
-// token itself maps to the bootstrap identity).
+// writeTokenAuthFile lets agents holding the node token in as the
+// bootstrap identity, which may only ask for a node certificate (CSR); the
+// node then talks as system:node:<name> (see pkg/agent).
 func writeTokenAuthFile(dataDir, token string) (string, error) {
 	path := filepath.Join(dataDir, "server", "tokens.csv")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	line := fmt.Sprintf("%s,k1s-node-bootstrap,k1s-node-bootstrap,\"system:nodes,system:bootstrappers\"\n", token)
+	line := fmt.Sprintf("%s,k1s-node-bootstrap,k1s-node-bootstrap,\"system:bootstrappers\"\n", token)
 	return path, os.WriteFile(path, []byte(line), 0o600)
 }
