@@ -6,7 +6,6 @@ import (
 	"k8s.io/component-base/version"
 )
 
-
 // versionString is k1s's version (containerRuntimeVersion host://<it>).
 func versionString() string {
 	v := version.Get().GitVersion
