@@ -2,12 +2,13 @@ package cli
 
 import (
 	"k1s.dev/k1s/pkg/agent"
+	"k1s.dev/k1s/pkg/metrics"
 	"k1s.dev/k1s/pkg/server"
 )
 
 // ServerComponents are what `k1s server` runs on top of its API: the node
 // join service (CSR approval and signing, its RBAC), the controllers and
-// scheduler, and this machine's node agent.
+// scheduler, this machine's node agent, and the metrics API (kubectl top).
 func ServerComponents(o *server.Options) []server.Component {
 	cs := []server.Component{agent.ServerComponent()}
 	if !o.DisableControllers {
@@ -16,5 +17,6 @@ func ServerComponents(o *server.Options) []server.Component {
 	if !o.DisableAgent {
 		cs = append(cs, agent.LocalComponent())
 	}
+	cs = append(cs, metrics.ServerComponent())
 	return cs
 }
