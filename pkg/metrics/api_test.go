@@ -135,7 +135,7 @@ func TestClient(t *testing.T) {
 	defer srv.Close()
 	for _, contentType := range []string{"application/json", "application/vnd.kubernetes.protobuf"} {
 		t.Run(contentType, func(t *testing.T) {
-			c := metricsclient.NewForConfigOrDie(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: contentType}}).MetricsV1beta1()
+			c := metricsclient.NewForConfigOrDie(&rest.Config{Host: srv.URL, QPS: -1, ContentConfig: rest.ContentConfig{ContentType: contentType}}).MetricsV1beta1()
 			ctx := context.Background()
 
 			nodes, err := c.NodeMetricses().List(ctx, metav1.ListOptions{})

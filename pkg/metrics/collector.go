@@ -47,9 +47,10 @@ type Collector struct {
 	Clock   clock.Clock
 	// Interval between scrapes once every Ready node has metrics.
 	Interval time.Duration
-	// FirstInterval between scrapes while some Ready node has none yet
-	// (right after start, or after a node joined), so that `kubectl top`
-	// works within seconds instead of after two full intervals.
+	// FirstInterval between scrapes while some Ready node has no metrics
+	// yet (right after start, or after a node joined) or its last scrape
+	// failed, so that `kubectl top` works within seconds instead of after
+	// two full intervals.
 	FirstInterval time.Duration
 	// Timeout of one node's scrape.
 	Timeout time.Duration
@@ -81,6 +82,7 @@ func (c *Collector) CollectOnce(ctx context.Context) time.Duration {
 		}
 	}
 	batch := NewBatch()
+	batch.Time = c.Clock.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, n := range ready {
@@ -88,19 +90,23 @@ func (c *Collector) CollectOnce(ctx context.Context) time.Duration {
 		go func() {
 			defer wg.Done()
 			b, err := c.scrapeNode(ctx, n.Name)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				if ctx.Err() == nil {
 					klog.ErrorS(err, "Failed to scrape node", "node", n.Name)
 				}
+				batch.Failed = append(batch.Failed, n.Name)
 				return
 			}
-			mu.Lock()
 			batch.Merge(b)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	c.Store.Add(batch)
+	if len(batch.Failed) > 0 {
+		return c.FirstInterval
+	}
 	for _, n := range ready {
 		if !c.Store.HasNodeMetrics(n.Name) {
 			return c.FirstInterval

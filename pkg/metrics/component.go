@@ -40,6 +40,9 @@ const (
 	// Resolution: containers younger than this at their first point are
 	// measured from their start (metrics-server's fresh-container rule).
 	Resolution = 15 * time.Second
+	// MaxStale: how long the points of a node whose scrape failed are
+	// kept (see Store.MaxStale).
+	MaxStale = 30 * time.Second
 	// ScrapeTimeout of one node.
 	ScrapeTimeout = 5 * time.Second
 	// RegisterInterval between checks that the registration objects are
@@ -114,7 +117,7 @@ func Run(ctx context.Context, env *server.Env) error {
 		return ctx.Err()
 	}
 
-	store := &Store{Resolution: Resolution}
+	store := &Store{Resolution: Resolution, MaxStale: MaxStale}
 	api := NewAPI(nodes.Lister(), MetadataPods{podInformer.Lister()}, store, clk)
 	srv := &http.Server{
 		Handler:           NewFrontProxyAuth(api, apiserver.FrontProxyClientName),

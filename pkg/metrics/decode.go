@@ -125,6 +125,7 @@ func (p *partial) complete() (Point, bool) {
 // so is a pod one of whose containers is incomplete.
 func DecodeResourceMetrics(text []byte, nodeName string, scrapeTime time.Time) (*Batch, error) {
 	b := NewBatch()
+	b.Time = scrapeTime
 	var node partial
 	containers := map[types.NamespacedName]map[string]*partial{}
 	container := func(l map[string]string) *partial {
@@ -196,6 +197,7 @@ func DecodeResourceMetrics(text []byte, nodeName string, scrapeTime time.Time) (
 		}
 		if len(points) > 0 {
 			b.Pods[ref] = points
+			b.PodNodes[ref] = nodeName
 		}
 	}
 	return b, nil

@@ -29,14 +29,24 @@ type Point struct {
 
 // Batch is what one scrape of all nodes returned.
 type Batch struct {
+	// Time is when the scrape started.
+	Time  time.Time
 	Nodes map[string]Point
 	// Pods: the points of each pod's containers, by container name.
 	Pods map[types.NamespacedName]map[string]Point
+	// PodNodes: the node each pod was scraped from.
+	PodNodes map[types.NamespacedName]string
+	// Failed are the nodes whose scrape failed.
+	Failed []string
 }
 
 // NewBatch returns an empty batch.
 func NewBatch() *Batch {
-	return &Batch{Nodes: map[string]Point{}, Pods: map[types.NamespacedName]map[string]Point{}}
+	return &Batch{
+		Nodes:    map[string]Point{},
+		Pods:     map[types.NamespacedName]map[string]Point{},
+		PodNodes: map[types.NamespacedName]string{},
+	}
 }
 
 // Merge adds b2's points to b; a node or pod already in b keeps its points.
@@ -49,8 +59,10 @@ func (b *Batch) Merge(b2 *Batch) {
 	for ref, cs := range b2.Pods {
 		if _, dup := b.Pods[ref]; !dup {
 			b.Pods[ref] = cs
+			b.PodNodes[ref] = b2.PodNodes[ref]
 		}
 	}
+	b.Failed = append(b.Failed, b2.Failed...)
 }
 
 // freshContainerMinAge: metrics-server's rule for new containers. A
@@ -105,17 +117,25 @@ type Store struct {
 	// Resolution is the scrape interval; containers younger than it get
 	// a first point at their start (see freshContainerMinAge).
 	Resolution time.Duration
+	// MaxStale: the points of a node whose scrape failed, and of its pods,
+	// are kept while its last point is younger than this, so that one
+	// slow scrape on a busy machine does not make `kubectl top` answer
+	// "metrics not available yet". Zero forgets them at once, as
+	// metrics-server does.
+	MaxStale time.Duration
 
 	mu        sync.RWMutex
 	lastNodes map[string]Point
 	prevNodes map[string]Point
 	lastPods  map[types.NamespacedName]map[string]Point
 	prevPods  map[types.NamespacedName]map[string]Point
+	podNodes  map[types.NamespacedName]string
 }
 
-// Add stores a new batch. Nodes and pods missing from it are forgotten,
-// as metrics-server does: a node whose scrape failed has no metrics until
-// it has been scraped twice again.
+// Add stores a new batch. Nodes and pods missing from it are forgotten
+// (after MaxStale for a node whose scrape failed), as metrics-server does:
+// a node that went away has no metrics until it has been scraped twice
+// again.
 func (s *Store) Add(b *Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -153,7 +173,31 @@ func (s *Store) Add(b *Batch) {
 			prevPods[ref] = prev
 		}
 	}
-	s.lastNodes, s.prevNodes, s.lastPods, s.prevPods = lastNodes, prevNodes, lastPods, prevPods
+	podNodes := make(map[types.NamespacedName]string, len(b.PodNodes))
+	for ref, n := range b.PodNodes {
+		podNodes[ref] = n
+	}
+
+	for _, name := range b.Failed {
+		last, ok := s.lastNodes[name]
+		if _, scraped := b.Nodes[name]; scraped || !ok || b.Time.Sub(last.Timestamp) >= s.MaxStale {
+			continue
+		}
+		lastNodes[name] = last
+		if prev, ok := s.prevNodes[name]; ok {
+			prevNodes[name] = prev
+		}
+		for ref, n := range s.podNodes {
+			if _, scraped := b.Pods[ref]; n != name || scraped {
+				continue
+			}
+			lastPods[ref], podNodes[ref] = s.lastPods[ref], n
+			if prev, ok := s.prevPods[ref]; ok {
+				prevPods[ref] = prev
+			}
+		}
+	}
+	s.lastNodes, s.prevNodes, s.lastPods, s.prevPods, s.podNodes = lastNodes, prevNodes, lastPods, prevPods, podNodes
 }
 
 // previous picks the point to measure p against: the stored last point

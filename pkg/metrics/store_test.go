@@ -336,3 +336,57 @@ func TestStorePodsSortedAndFiltered(t *testing.T) {
 		t.Errorf("labels %v", ms[2].Labels)
 	}
 }
+
+func TestStoreKeepsAFailedNodeForAWhile(t *testing.T) {
+	scrape := func(sec float64, failed ...string) *Batch {
+		b := NewBatch()
+		b.Time, b.Failed = at(sec), failed
+		for _, n := range []string{"n1", "n2"} {
+			if len(failed) > 0 && failed[0] == n {
+				continue
+			}
+			b.Nodes[n] = Point{Timestamp: at(sec), CPU: uint64(sec) * 1e9, Memory: 1024}
+			r := ref("ns", "p-"+n)
+			b.Pods[r] = map[string]Point{"c": {Timestamp: at(sec), CPU: uint64(sec) * 1e8, Memory: 1024}}
+			b.PodNodes[r] = n
+		}
+		return b
+	}
+	has := func(s *Store) (nodes, pods int) {
+		return len(s.NodeMetrics(t0, node("n1", true, nil), node("n2", true, nil))),
+			len(s.PodMetrics(t0, pod("ns", "p-n1", nil), pod("ns", "p-n2", nil)))
+	}
+	tests := []struct {
+		name      string
+		maxStale  time.Duration
+		batches   []*Batch
+		nodes     int
+		pods      int
+		n1Window  time.Duration
+		n1Present bool
+	}{
+		{"both scraped", 30 * time.Second, []*Batch{scrape(0), scrape(10)}, 2, 2, 10 * time.Second, true},
+		{"n1 failed once: kept", 30 * time.Second, []*Batch{scrape(0), scrape(10), scrape(20, "n1")}, 2, 2, 10 * time.Second, true},
+		{"n1 back after a failure", 30 * time.Second, []*Batch{scrape(0), scrape(10), scrape(20, "n1"), scrape(25)}, 2, 2, 15 * time.Second, true},
+		{"n1 failing too long: forgotten", 30 * time.Second, []*Batch{scrape(0), scrape(10), scrape(20, "n1"), scrape(40, "n1")}, 1, 1, 0, false},
+		{"no staleness allowed, as metrics-server", 0, []*Batch{scrape(0), scrape(10), scrape(20, "n1")}, 1, 1, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Store{Resolution: Resolution, MaxStale: tt.maxStale}
+			for _, b := range tt.batches {
+				s.Add(b)
+			}
+			if nodes, pods := has(s); nodes != tt.nodes || pods != tt.pods {
+				t.Errorf("%d nodes and %d pods with metrics, want %d and %d", nodes, pods, tt.nodes, tt.pods)
+			}
+			ms := s.NodeMetrics(t0, node("n1", true, nil))
+			if (len(ms) == 1) != tt.n1Present {
+				t.Fatalf("n1 metrics %v", ms)
+			}
+			if tt.n1Present && ms[0].Window.Duration != tt.n1Window {
+				t.Errorf("n1 window %s, want %s", ms[0].Window.Duration, tt.n1Window)
+			}
+		})
+	}
+}
