@@ -151,7 +151,7 @@ type listOptions struct {
 func parseListOptions(r *http.Request, gr schema.GroupResource) (listOptions, error) {
 	q := r.URL.Query()
 	o := listOptions{labels: labels.Everything(), fields: fields.Everything()}
-	if w := q.Get("watch"); w == "true" || w == "1" {
+	if watchRequested(r) {
 		return o, apierrors.NewMethodNotSupported(gr, "watch")
 	}
 	if s := q.Get("labelSelector"); s != "" {
@@ -174,6 +174,12 @@ func parseListOptions(r *http.Request, gr schema.GroupResource) (listOptions, er
 	return o, nil
 }
 
+// watchRequested: metrics cannot be watched (405, as metrics-server).
+func watchRequested(r *http.Request) bool {
+	w := r.URL.Query().Get("watch")
+	return w == "true" || w == "1"
+}
+
 // matchesFields: the only fields of metrics are metadata.name and, for
 // pods, metadata.namespace.
 func matchesFields(sel fields.Selector, meta metav1.ObjectMeta, namespaced bool) bool {
@@ -188,8 +194,7 @@ func matchesFields(sel fields.Selector, meta metav1.ObjectMeta, namespaced bool)
 }
 
 func (a *API) listNodes(w http.ResponseWriter, r *http.Request) {
-	gr := metricsv1beta1.Resource("nodes")
-	o, err := parseListOptions(r, gr)
+	o, err := parseListOptions(r, metricsv1beta1.Resource("nodes"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -211,8 +216,8 @@ func (a *API) listNodes(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getNode(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, err := parseListOptions(r, metricsv1beta1.Resource("nodes")); err != nil && apierrors.IsMethodNotSupported(err) {
-		a.writeError(w, r, err)
+	if watchRequested(r) {
+		a.writeError(w, r, apierrors.NewMethodNotSupported(metricsv1beta1.Resource("nodes"), "watch"))
 		return
 	}
 	node, err := a.Nodes.Get(name)
@@ -233,8 +238,7 @@ func (a *API) getNode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listPods(w http.ResponseWriter, r *http.Request) {
-	gr := metricsv1beta1.Resource("pods")
-	o, err := parseListOptions(r, gr)
+	o, err := parseListOptions(r, metricsv1beta1.Resource("pods"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -256,8 +260,8 @@ func (a *API) listPods(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getPod(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	if _, err := parseListOptions(r, metricsv1beta1.Resource("pods")); err != nil && apierrors.IsMethodNotSupported(err) {
-		a.writeError(w, r, err)
+	if watchRequested(r) {
+		a.writeError(w, r, apierrors.NewMethodNotSupported(metricsv1beta1.Resource("pods"), "watch"))
 		return
 	}
 	pod, err := a.Pods.Get(ns, name)
