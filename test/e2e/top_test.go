@@ -102,7 +102,10 @@ kind: Pod
 metadata: {name: burner, labels: {app: top}}
 spec:
   containers:
-  - {name: burn, image: busybox, command: ['sh', '-c', 'while true; do :; done']}
+  - name: burn
+    image: busybox
+    # busy for at most 5 minutes, should the pod outlive the test
+    command: ['sh', '-c', 'end=$(($(date +%s)+300)); while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 10000 ]; do i=$((i+1)); done; done; sleep 3600']
   - {name: idle, image: busybox, command: ['sh', '-c', 'sleep 3600']}
   terminationGracePeriodSeconds: 1
 ---
@@ -114,7 +117,8 @@ spec:
   - {name: main, image: busybox, command: ['sh', '-c', 'sleep 3600']}
   terminationGracePeriodSeconds: 1
 `)
-	t.Cleanup(func() { s.Kubectl(t, "delete", "pod", "burner", "sleeper", "-n", ns, "--wait=false") })
+	// Containers outlive a stopped server: delete them before it stops.
+	t.Cleanup(func() { s.Kubectl(t, "delete", "pod", "burner", "sleeper", "-n", ns, "--wait=true", "--timeout=60s") })
 
 	// Metrics appear once two scrapes have seen the containers.
 	var out string
