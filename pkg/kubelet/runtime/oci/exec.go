@@ -1,0 +1,314 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"k1s.dev/k1s/pkg/kubelet/runtime"
+)
+
+// maxExecSyncOutput caps what ExecSync keeps of each stream.
+const maxExecSyncOutput = 16 << 20
+
+// execCmd prepares `runc exec` of cmd in the running container id: the
+// process gets the container's env, working dir and user from its
+// config.json. The exec'd process's host pid is written to the returned
+// pid file, so that a timeout can kill it (SIGKILL cannot be forwarded
+// through runc).
+//
+// A TTY exec gets its process as a process.json (the container's process
+// with cmd, a terminal and the initial size), so that its console has the
+// size from the start: runc passes sizes on only after the process started.
+// The returned path is the exec's file prefix (.pid, .json); cleanupExec
+// removes them.
+func (r *Runtime) execCmd(ctx context.Context, id string, cmd []string, tty *pty.Winsize) (*exec.Cmd, string, error) {
+	if len(cmd) == 0 {
+		return nil, "", fmt.Errorf("%w: exec command is empty", runtime.ErrInvalidConfig)
+	}
+	c := r.get(id)
+	if c == nil {
+		return nil, "", notFound(id)
+	}
+	st, err := r.status(ctx, c)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.State != runtime.ContainerRunning {
+		return nil, "", fmt.Errorf("container %q is in %s state", id, criState(st.State))
+	}
+	if _, err := lookExec(filepath.Join(c.dir, rootfsDir), cmd[0], c.rec.Cwd, c.rec.Env, c.rec.Mounts); err != nil {
+		return nil, "", fmt.Errorf("failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: %v: unknown", err)
+	}
+	base := filepath.Join(c.dir, "exec-"+newID()[:16])
+	args := []string{"--root", filepath.Join(r.opts.RootDir, "runc"), "exec", "--pid-file", base + ".pid"}
+	if tty != nil {
+		var spec specs.Spec
+		if err := readJSON(filepath.Join(c.dir, configFile), &spec); err != nil || spec.Process == nil {
+			return nil, "", fmt.Errorf("failed to exec in container: read its config: %v", err)
+		}
+		p := spec.Process
+		p.Args, p.Terminal = cmd, true
+		if tty.Cols > 0 && tty.Rows > 0 {
+			p.ConsoleSize = &specs.Box{Width: uint(tty.Cols), Height: uint(tty.Rows)}
+		}
+		if err := writeJSON(base+".json", p); err != nil {
+			return nil, "", err
+		}
+		args = append(args, "--process", base+".json", id)
+	} else {
+		args = append(append(args, id), cmd...)
+	}
+	x := exec.Command(r.opts.Runc, args...)
+	x.WaitDelay = time.Second
+	return x, base, nil
+}
+
+func cleanupExec(base string) {
+	os.Remove(base + ".pid")
+	os.Remove(base + ".json")
+}
+
+// killExec kills the exec'd process (by its pid file) and runc exec.
+func killExec(x *exec.Cmd, base string) {
+	if data, err := os.ReadFile(base + ".pid"); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 1 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	if x.Process != nil {
+		_ = x.Process.Kill()
+	}
+}
+
+// waitOrKill waits for x; when ctx ends first the exec is killed.
+func waitOrKill(ctx context.Context, x *exec.Cmd, pidFile string) error {
+	done := make(chan error, 1)
+	go func() { done <- x.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		killExec(x, pidFile)
+		return <-done
+	}
+}
+
+func exitCode(err error, x *exec.Cmd) (int, bool) {
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
+		return 0, false
+	}
+	if ws, ok := x.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), true
+	}
+	return x.ProcessState.ExitCode(), true
+}
+
+// ExecSync implements runtime.Runtime.
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, int, error) {
+	x, pidFile, err := r.execCmd(ctx, id, cmd, nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer cleanupExec(pidFile)
+	runCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var stdout, stderr cappedBuffer
+	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
+	x.Stdout, x.Stderr = &stdout, &stderr
+	if err := x.Start(); err != nil {
+		return nil, nil, 0, fmt.Errorf("failed to exec in container: %w", err)
+	}
+	err = waitOrKill(runCtx, x, pidFile)
+	switch {
+	case runCtx.Err() != nil && ctx.Err() == nil:
+		return stdout.Bytes(), stderr.Bytes(), 0, fmt.Errorf("command %q timed out after %v: %w", cmd, timeout, context.DeadlineExceeded)
+	case ctx.Err() != nil:
+		return stdout.Bytes(), stderr.Bytes(), 0, ctx.Err()
+	}
+	code, ok := exitCode(err, x)
+	if !ok {
+		return stdout.Bytes(), stderr.Bytes(), 0, err
+	}
+	return stdout.Bytes(), stderr.Bytes(), code, nil
+}
+
+// Exec implements runtime.Runtime. It does not close the caller's streams.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, streams runtime.Streams) error {
+	var size *pty.Winsize
+	if streams.TTY {
+		// A size sent before the command starts applies from its first line.
+		size = &pty.Winsize{Rows: 24, Cols: 80}
+		select {
+		case s, ok := <-streams.Resize:
+			if ok {
+				size = &pty.Winsize{Cols: s.Width, Rows: s.Height}
+			}
+		default:
+		}
+	}
+	x, pidFile, err := r.execCmd(ctx, id, cmd, size)
+	if err != nil {
+		return err
+	}
+	defer cleanupExec(pidFile)
+	if streams.TTY {
+		err = execTTY(ctx, x, pidFile, size, streams)
+	} else {
+		err = execPipes(ctx, x, pidFile, streams)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	code, ok := exitCode(err, x)
+	if !ok {
+		return err
+	}
+	if code != 0 {
+		return &runtime.ExitError{Code: code}
+	}
+	return nil
+}
+
+func execPipes(ctx context.Context, x *exec.Cmd, pidFile string, streams runtime.Streams) error {
+	var stdin io.WriteCloser
+	if streams.Stdin != nil {
+		var err error
+		if stdin, err = x.StdinPipe(); err != nil {
+			return err
+		}
+	}
+	if streams.Stdout != nil {
+		x.Stdout = streams.Stdout
+	}
+	if streams.Stderr != nil {
+		x.Stderr = streams.Stderr
+	}
+	if err := x.Start(); err != nil {
+		return fmt.Errorf("failed to exec in container: %w", err)
+	}
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdin, streams.Stdin)
+			stdin.Close()
+		}()
+	}
+	return waitOrKill(ctx, x, pidFile)
+}
+
+// execTTY runs `runc exec --tty` on a pseudo-terminal of ours that is
+// runc's controlling terminal: runc copies between it and the container's
+// console and passes our size (and SIGWINCH on resizes) on.
+func execTTY(ctx context.Context, x *exec.Cmd, pidFile string, size *pty.Winsize, streams runtime.Streams) error {
+	x.WaitDelay = 0
+	ptmx, err := pty.StartWithAttrs(x, size, &syscall.SysProcAttr{Setsid: true, Setctty: true})
+	if err != nil {
+		return fmt.Errorf("failed to exec in container: %w", err)
+	}
+	defer ptmx.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case s, ok := <-streams.Resize:
+				if !ok {
+					return
+				}
+				_ = pty.Setsize(ptmx, &pty.Winsize{Cols: s.Width, Rows: s.Height})
+			}
+		}
+	}()
+	if streams.Stdin != nil {
+		go func() { _, _ = io.Copy(ptmx, streams.Stdin) }()
+	}
+	out := io.Writer(io.Discard)
+	if streams.Stdout != nil {
+		out = streams.Stdout
+	}
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(out, eioIsEOF{ptmx})
+		close(copied)
+	}()
+	err = waitOrKill(ctx, x, pidFile)
+	select {
+	case <-copied:
+	case <-time.After(time.Second):
+	}
+	return err
+}
+
+type cappedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		if len(p) > room {
+			b.buf.Write(p[:room])
+		} else {
+			b.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
+
+// eioIsEOF turns the EIO of a pty master whose terminal closed into EOF.
+type eioIsEOF struct{ f *os.File }
+
+func (e eioIsEOF) Read(p []byte) (int, error) {
+	n, err := e.f.Read(p)
+	if err != nil && errors.Is(err, syscall.EIO) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Attach implements runtime.Runtime: the shim holds runc's stdio, which
+// is the container's.
+func (r *Runtime) Attach(ctx context.Context, id string, streams runtime.Streams) error {
+	c := r.get(id)
+	if c == nil {
+		return notFound(id)
+	}
+	return r.shims.Attach(ctx, c.rec.ShimID, streams)
+}
+
+// PortForward implements runtime.Runtime: containers share the host
+// network, so it dials localhost.
+func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
+	return r.shims.PortForward(ctx, sandboxID, port, stream)
+}
+
+// ReopenContainerLog makes the container's shim reopen its log file.
+func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
+	c := r.get(id)
+	if c == nil {
+		return notFound(id)
+	}
+	return r.shims.ReopenContainerLog(ctx, c.rec.ShimID)
+}

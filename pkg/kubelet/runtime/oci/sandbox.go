@@ -1,0 +1,167 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"k1s.dev/k1s/pkg/kubelet/runtime"
+)
+
+// sandboxShm is the sandbox's /dev/shm (a tmpfs shared by its containers).
+const sandboxShm = "shm"
+
+// shmSize is the size of a pod's /dev/shm, as containerd's sandbox.
+const shmSize = 64 << 20
+
+// sandboxRecord is sandboxes/<id>/sandbox.json: what containers need of
+// their sandbox. The sandbox's state lives in the host runtime (same id).
+type sandboxRecord struct {
+	ID       string
+	Hostname string
+}
+
+// RunPodSandbox implements runtime.Runtime. A sandbox is a directory with
+// the pod's /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/shm; its
+// containers share the host network (no network namespace yet).
+func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConfig) (string, error) {
+	id, err := r.shims.RunPodSandbox(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = cfg.Name
+	}
+	if cfg.HostNetwork {
+		// hostNetwork pods see the node's name (upstream: the host's UTS).
+		if h, err := os.Hostname(); err == nil && cfg.Hostname == "" {
+			hostname = h
+		}
+	}
+	dir := r.sandboxDir(id)
+	if err := r.writeSandbox(dir, id, hostname, cfg); err != nil {
+		r.cleanupSandboxDir(dir)
+		_ = r.shims.RemovePodSandbox(ctx, id)
+		return "", fmt.Errorf("pod sandbox: %w", err)
+	}
+	rec := &sandboxRecord{ID: id, Hostname: hostname}
+	if err := writeJSON(filepath.Join(dir, "sandbox.json"), rec); err != nil {
+		r.cleanupSandboxDir(dir)
+		_ = r.shims.RemovePodSandbox(ctx, id)
+		return "", err
+	}
+	r.mu.Lock()
+	r.sandboxes[id] = rec
+	r.mu.Unlock()
+	return id, nil
+}
+
+func (r *Runtime) writeSandbox(dir, id, hostname string, cfg *runtime.PodSandboxConfig) error {
+	if err := os.MkdirAll(filepath.Join(dir, sandboxShm), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("shm", filepath.Join(dir, sandboxShm), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		fmt.Sprintf("mode=1777,size=%d", shmSize)); err != nil {
+		return fmt.Errorf("mount /dev/shm: %w", err)
+	}
+	ip := r.opts.HostIP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	hosts := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" +
+		ip + "\t" + hostname + "\n"
+	files := map[string]string{
+		"hostname":    hostname + "\n",
+		"hosts":       hosts,
+		"resolv.conf": resolvConf(cfg.DNS),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolvConf renders the sandbox's DNS config, or copies the host's.
+func resolvConf(dns *runtime.DNSConfig) string {
+	if dns == nil || (len(dns.Servers) == 0 && len(dns.Searches) == 0 && len(dns.Options) == 0) {
+		data, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			return ""
+		}
+		return string(data)
+	}
+	var b strings.Builder
+	if len(dns.Searches) > 0 {
+		b.WriteString("search " + strings.Join(dns.Searches, " ") + "\n")
+	}
+	for _, s := range dns.Servers {
+		b.WriteString("nameserver " + s + "\n")
+	}
+	if len(dns.Options) > 0 {
+		b.WriteString("options " + strings.Join(dns.Options, " ") + "\n")
+	}
+	return b.String()
+}
+
+func (r *Runtime) cleanupSandboxDir(dir string) {
+	_ = unix.Unmount(filepath.Join(dir, sandboxShm), unix.MNT_DETACH)
+	_ = os.RemoveAll(dir)
+}
+
+// sandboxContainers are our containers in sandbox id.
+func (r *Runtime) sandboxContainers(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for cid, c := range r.containers {
+		if c.rec.SandboxID == id {
+			out = append(out, cid)
+		}
+	}
+	return out
+}
+
+// StopPodSandbox kills the sandbox's containers and marks it NotReady.
+func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
+	for _, cid := range r.sandboxContainers(id) {
+		if err := r.StopContainer(ctx, cid, 0); err != nil {
+			return err
+		}
+	}
+	return r.shims.StopPodSandbox(ctx, id)
+}
+
+// RemovePodSandbox removes the sandbox's containers and its directory.
+func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
+	for _, cid := range r.sandboxContainers(id) {
+		if err := r.RemoveContainer(ctx, cid); err != nil {
+			return err
+		}
+	}
+	if err := r.shims.RemovePodSandbox(ctx, id); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	delete(r.sandboxes, id)
+	r.mu.Unlock()
+	r.cleanupSandboxDir(r.sandboxDir(id))
+	return nil
+}
+
+// PodSandboxStatus implements runtime.Runtime.
+func (r *Runtime) PodSandboxStatus(ctx context.Context, id string) (*runtime.SandboxStatus, error) {
+	return r.shims.PodSandboxStatus(ctx, id)
+}
+
+// ListPodSandboxes implements runtime.Runtime.
+func (r *Runtime) ListPodSandboxes(ctx context.Context) ([]*runtime.SandboxStatus, error) {
+	return r.shims.ListPodSandboxes(ctx)
+}

@@ -1,0 +1,405 @@
+package oci
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"k1s.dev/k1s/pkg/image"
+	"k1s.dev/k1s/pkg/kubelet/runtime"
+)
+
+// defaultPath is the PATH of a container whose image sets none (as
+// containerd and docker default it).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultCaps is docker's / containerd's default capability set.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+var maskedPaths = []string{
+	"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+	"/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+var readonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+// containerArgs is the argv as Kubernetes defines it: command replaces
+// the image's Entrypoint (and drops its Cmd), args replace Cmd.
+func containerArgs(cfg *runtime.ContainerConfig, img *image.Image) []string {
+	switch {
+	case len(cfg.Command) > 0:
+		return append(append([]string(nil), cfg.Command...), cfg.Args...)
+	case len(cfg.Args) > 0:
+		return append(append([]string(nil), img.Config.Entrypoint...), cfg.Args...)
+	}
+	return append(append([]string(nil), img.Config.Entrypoint...), img.Config.Cmd...)
+}
+
+// containerEnv: PATH default, the image's Env, HOSTNAME, then the
+// container's Env; a later value of a name replaces an earlier one in place.
+func containerEnv(hostname string, cfg *runtime.ContainerConfig, img *image.Image) []string {
+	var keys []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			keys = append(keys, k)
+		}
+		vals[k] = v
+	}
+	set("PATH", defaultPath)
+	for _, kv := range img.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	set("HOSTNAME", hostname)
+	for _, kv := range cfg.Env {
+		set(kv.Key, kv.Value)
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+vals[k])
+	}
+	return out
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// resolveUser turns the image's User ("uid", "uid:gid", "name",
+// "name:group") and the security context into ids, reading the rootfs'
+// /etc/passwd and /etc/group for names.
+func resolveUser(rootfs string, cfg *runtime.ContainerConfig, img *image.Image) (specs.User, error) {
+	var u specs.User
+	user, group, _ := strings.Cut(img.Config.User, ":")
+	if cfg.RunAsUser != nil {
+		user = strconv.FormatInt(*cfg.RunAsUser, 10)
+	}
+	if user != "" {
+		if n, err := strconv.ParseUint(user, 10, 32); err == nil {
+			u.UID = uint32(n)
+			// A numeric user's primary group from passwd, if listed.
+			if _, gid, ok := lookupPasswd(rootfs, "", u.UID); ok && group == "" {
+				u.GID = gid
+			}
+		} else {
+			uid, gid, ok := lookupPasswd(rootfs, user, 0)
+			if !ok {
+				return u, fmt.Errorf("%w: unable to find user %s: no matching entries in passwd file", runtime.ErrInvalidConfig, user)
+			}
+			u.UID, u.GID = uid, gid
+		}
+	}
+	if group != "" {
+		if n, err := strconv.ParseUint(group, 10, 32); err == nil {
+			u.GID = uint32(n)
+		} else if gid, ok := lookupGroup(rootfs, group); ok {
+			u.GID = gid
+		} else {
+			return u, fmt.Errorf("%w: unable to find group %s: no matching entries in group file", runtime.ErrInvalidConfig, group)
+		}
+	}
+	if cfg.RunAsGroup != nil {
+		u.GID = uint32(*cfg.RunAsGroup)
+	}
+	return u, nil
+}
+
+// lookupPasswd finds name (or uid when name is empty) in rootfs/etc/passwd.
+func lookupPasswd(rootfs, name string, uid uint32) (uint32, uint32, bool) {
+	for _, f := range readColonFile(filepath.Join(rootfs, "etc/passwd")) {
+		if len(f) < 4 {
+			continue
+		}
+		u, err1 := strconv.ParseUint(f[2], 10, 32)
+		g, err2 := strconv.ParseUint(f[3], 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if (name != "" && f[0] == name) || (name == "" && uint32(u) == uid) {
+			return uint32(u), uint32(g), true
+		}
+	}
+	return 0, 0, false
+}
+
+func lookupGroup(rootfs, name string) (uint32, bool) {
+	for _, f := range readColonFile(filepath.Join(rootfs, "etc/group")) {
+		if len(f) >= 3 && f[0] == name {
+			if g, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+				return uint32(g), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func readColonFile(path string) [][]string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out [][]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, strings.Split(line, ":"))
+	}
+	return out
+}
+
+// specInput is what buildSpec needs.
+type specInput struct {
+	id       string
+	rootfs   string // the mounted rootfs (absolute)
+	hostname string
+	sandbox  string // the sandbox's directory (hosts, hostname, resolv.conf, shm)
+	cfg      *runtime.ContainerConfig
+	img      *image.Image
+	cgroup   string
+}
+
+func buildSpec(in specInput) (*specs.Spec, error) {
+	args := containerArgs(in.cfg, in.img)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%w: no command specified", runtime.ErrInvalidConfig)
+	}
+	user, err := resolveUser(in.rootfs, in.cfg, in.img)
+	if err != nil {
+		return nil, err
+	}
+	cwd := in.cfg.WorkingDir
+	if cwd == "" {
+		cwd = in.img.Config.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps := append([]string(nil), defaultCaps...)
+	s := &specs.Spec{
+		Version: "1.0.2",
+		Process: &specs.Process{
+			Terminal: in.cfg.TTY,
+			User:     user,
+			Args:     args,
+			Env:      containerEnv(in.hostname, in.cfg, in.img),
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+		},
+		Root:     &specs.Root{Path: in.rootfs, Readonly: in.cfg.ReadOnlyRootfs},
+		Hostname: in.hostname,
+		Mounts:   mounts(in),
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				// No network namespace yet: containers share the host's.
+			},
+			CgroupsPath:   in.cgroup,
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources:     resources(in.cfg.Resources),
+		},
+	}
+	if in.cfg.Privileged {
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	}
+	return s, nil
+}
+
+func resources(r *runtime.Resources) *specs.LinuxResources {
+	out := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	if r == nil {
+		return out
+	}
+	if r.MemoryLimitBytes > 0 {
+		l := r.MemoryLimitBytes
+		out.Memory = &specs.LinuxMemory{Limit: &l}
+	}
+	if r.CPUMillis > 0 || r.CPULimitMillis > 0 {
+		cpu := &specs.LinuxCPU{}
+		if r.CPUMillis > 0 {
+			// The kubelet's MilliCPUToShares.
+			shares := uint64(r.CPUMillis * 1024 / 1000)
+			if shares < 2 {
+				shares = 2
+			}
+			cpu.Shares = &shares
+		}
+		if r.CPULimitMillis > 0 {
+			period := uint64(100000)
+			quota := r.CPULimitMillis * 100000 / 1000
+			if quota < 1000 {
+				quota = 1000
+			}
+			cpu.Period, cpu.Quota = &period, &quota
+		}
+		out.CPU = cpu
+	}
+	if r.PidsLimit > 0 {
+		limit := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	return out
+}
+
+func mounts(in specInput) []specs.Mount {
+	ms := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(in.sandbox, sandboxShm), Options: []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}},
+	}
+	user := map[string]bool{}
+	for _, m := range in.cfg.Mounts {
+		user[filepath.Clean(m.ContainerPath)] = true
+	}
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		dst := "/etc/" + f
+		if user[dst] {
+			continue // the kubelet's own file wins
+		}
+		opts := []string{"rbind", "rprivate"}
+		if in.cfg.ReadOnlyRootfs {
+			opts = append(opts, "ro")
+		}
+		ms = append(ms, specs.Mount{Destination: dst, Type: "bind", Source: filepath.Join(in.sandbox, f), Options: opts})
+	}
+	var um []specs.Mount
+	for _, m := range in.cfg.Mounts {
+		src := m.HostPath
+		if m.SubPath != "" {
+			src = filepath.Join(src, m.SubPath)
+		}
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		um = append(um, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: src, Options: opts})
+	}
+	// Parents before children (as containerd orders them).
+	sort.SliceStable(um, func(i, j int) bool {
+		return strings.Count(um[i].Destination, "/") < strings.Count(um[j].Destination, "/")
+	})
+	return append(ms, um...)
+}
+
+var errNotExecutable = errors.New("no such file or directory")
+
+// lookExec finds argv0 as runc will: a path containing "/" is taken as is
+// (relative to cwd), else it is searched in the container's PATH. Paths
+// are resolved inside rootfs (symlinks too). Paths under a mount are not
+// checked (they are the volume's business); found is then true.
+func lookExec(rootfs, argv0, cwd string, env []string, mounts []runtime.Mount) (string, error) {
+	underMount := func(p string) bool {
+		for _, m := range mounts {
+			mp := filepath.Clean(m.ContainerPath)
+			if p == mp || strings.HasPrefix(p, mp+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(p string) bool {
+		if underMount(p) {
+			return true
+		}
+		real, err := resolveInRoot(rootfs, p)
+		if err != nil {
+			return false
+		}
+		fi, err := os.Stat(real)
+		return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	}
+	if strings.Contains(argv0, "/") {
+		p := argv0
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		if check(filepath.Clean(p)) {
+			return p, nil
+		}
+		return "", fmt.Errorf("exec: %q: stat %s: %w", argv0, argv0, errNotExecutable)
+	}
+	for _, dir := range filepath.SplitList(envValue(env, "PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, argv0)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		if check(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", argv0)
+}
+
+// resolveInRoot resolves p (absolute, inside the container) to a host
+// path under root, following symlinks as if root were /.
+func resolveInRoot(root, p string) (string, error) {
+	parts := strings.Split(strings.Trim(filepath.Clean(p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0; {
+		c := parts[0]
+		parts = parts[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", errors.New("too many levels of symbolic links")
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		parts = append(strings.Split(strings.Trim(target, "/"), "/"), parts...)
+	}
+	return filepath.Join(root, cur), nil
+}
