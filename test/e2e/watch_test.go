@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +66,17 @@ func (w *PodWatch) Rows() [][]string {
 	return rows
 }
 
+// lines are the raw table rows of pod name.
+func (w *PodWatch) lines(name string) []string {
+	var out []string
+	for _, r := range w.Rows() {
+		if r[0] == name {
+			out = append(out, strings.Join(r, "   "))
+		}
+	}
+	return out
+}
+
 // Statuses is the STATUS column for pod name, consecutive repeats merged.
 func (w *PodWatch) Statuses(name string) []string {
 	var out []string
@@ -111,4 +123,36 @@ func (s *Server) Jsonpath(t *testing.T, ns, obj, path string) string {
 	t.Helper()
 	r := s.Kubectl(t, "get", obj, "-n", ns, "-o", "jsonpath="+path)
 	return r.Stdout
+}
+
+// JSONPathWatch is a running `kubectl get OBJ -w -o jsonpath=...`: every
+// version of the object the watch delivers, one line each.
+type JSONPathWatch struct{ w *PodWatch }
+
+// WatchJSONPath follows one field of an object through every update.
+func (s *Server) WatchJSONPath(t *testing.T, ns, obj, path string) *JSONPathWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &PodWatch{cancel: cancel, done: make(chan struct{})}
+	cmd := exec.CommandContext(ctx, "kubectl", "get", obj, "-n", ns, "-w", "-o", "jsonpath="+path+"{\"\\n\"}")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
+	cmd.Stdout = lockedWriter{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(w.done) }()
+	t.Cleanup(w.Stop)
+	return &JSONPathWatch{w}
+}
+
+// String is everything seen so far.
+func (j *JSONPathWatch) String() string {
+	j.w.mu.Lock()
+	defer j.w.mu.Unlock()
+	return j.w.out.String()
+}
+
+// Matches reports whether some line matches re entirely.
+func (j *JSONPathWatch) Matches(re string) bool {
+	return regexp.MustCompile("(?m)^" + re + "$").MatchString(j.String())
 }
