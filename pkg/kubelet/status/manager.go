@@ -35,7 +35,9 @@ const statusWorkers = 16
 
 // Manager caches the kubelet's latest status of each pod and writes every
 // distinct status to the API server, in order (so a short-lived state such as
-// CrashLoopBackOff before a restart is seen by watchers, as on a real node).
+// CrashLoopBackOff before a restart is seen by watchers, as on a real node);
+// when more pods wait for a writer than there are writers (a burst), only
+// each pod's newest status is written.
 type Manager struct {
 	client kubernetes.Interface
 	clock  clock.Clock
@@ -50,11 +52,14 @@ type Manager struct {
 }
 
 type entry struct {
-	pod      *v1.Pod // latest pod object the kubelet saw
-	status   v1.PodStatus
-	version  uint64
-	pending  []pendingStatus
-	finished bool
+	pod     *v1.Pod // latest pod object the kubelet saw
+	status  v1.PodStatus
+	version uint64
+	pending []pendingStatus
+	// backlogged: a status was queued while more pods than writers
+	// waited; only the newest pending status is written.
+	backlogged bool
+	finished   bool
 	// api is the newest status known to be on the API server, at
 	// resourceVersion apiRV (0: unknown, read the pod before patching).
 	// Patch responses and the informer's copies update it, newest
@@ -242,6 +247,9 @@ func (m *Manager) setLocked(pod *v1.Pod, status v1.PodStatus, finished bool) {
 		e.finished = true
 	}
 	p := pendingStatus{status: status, holdTerminal: m.couldHaveRunningContainers(pod.UID)}
+	if m.queue.Len() > m.workers {
+		e.backlogged = true
+	}
 	if len(e.pending) >= maxPending {
 		e.pending[len(e.pending)-1] = p
 	} else {
@@ -334,6 +342,12 @@ func (m *Manager) writePending(ctx context.Context, uid types.UID) error {
 			m.mu.Unlock()
 			return m.maybeDelete(ctx, uid, pod, api, finished)
 		}
+		if len(e.pending) > 1 && (e.backlogged || m.queue.Len() >= m.workers) {
+			// More pods wait for a writer than there are writers: write
+			// only the newest status, as upstream always does, rather
+			// than make every pod wait for the others' intermediate ones.
+			e.pending = e.pending[len(e.pending)-1:]
+		}
 		next := e.pending[0]
 		pod := e.pod
 		base := *e.api.DeepCopy()
@@ -362,6 +376,9 @@ func (m *Manager) writePending(ctx context.Context, uid types.UID) error {
 		if e, ok := m.entries[uid]; ok {
 			if len(e.pending) > 0 {
 				e.pending = e.pending[1:]
+			}
+			if len(e.pending) == 0 {
+				e.backlogged = false
 			}
 			if !unchanged && newPod != nil {
 				if rv := resourceVersion(newPod); rv == 0 || rv > e.apiRV {

@@ -1,16 +1,21 @@
 package status
 
 import (
+	"context"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 // versioned makes the fake API server bump a pod's resourceVersion on
@@ -104,6 +109,81 @@ func TestManagerPatchesAgainstNewestVersion(t *testing.T) {
 			}
 			if n := gets() - 2; n != tt.wantReads { // the test read it twice
 				t.Errorf("%d reads of the pod, want %d", n, tt.wantReads)
+			}
+		})
+	}
+}
+
+// A pod's statuses are all written in order while the writers keep up; when
+// more pods wait for a writer than there are writers, each waiting pod gets
+// only its newest status written.
+func TestManagerBacklogWritesNewestOnly(t *testing.T) {
+	tests := []struct {
+		name    string
+		backlog bool
+		want    map[string][]v1.PodPhase // pod -> phases patched, in order
+	}{
+		{"writers keep up", false, map[string][]v1.PodPhase{"b": {v1.PodPending, v1.PodRunning, v1.PodSucceeded}}},
+		{"backlog", true, map[string][]v1.PodPhase{"a": {v1.PodPending}, "b": {v1.PodSucceeded}, "c": {v1.PodPending}, "d": {v1.PodPending}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mk := func(name string) *v1.Pod {
+				p := pod(v1.RestartPolicyNever, nil, "main")
+				p.Name, p.UID = name, types.UID("uid-"+name)
+				return p
+			}
+			pods := map[string]*v1.Pod{}
+			client := fake.NewSimpleClientset()
+			for _, n := range []string{"a", "b", "c", "d"} {
+				pods[n] = mk(n)
+				client.Tracker().Add(pods[n])
+			}
+			var mu sync.Mutex
+			patched := map[string][]v1.PodPhase{}
+			release := make(chan struct{})
+			var blockOnce sync.Once
+			client.PrependReactor("patch", "pods", func(a core.Action) (bool, kruntime.Object, error) {
+				_, obj, err := core.ObjectReaction(client.Tracker())(a)
+				if err != nil {
+					return true, obj, err
+				}
+				p := obj.(*v1.Pod)
+				mu.Lock()
+				patched[p.Name] = append(patched[p.Name], p.Status.Phase)
+				mu.Unlock()
+				if p.Name == "a" {
+					blockOnce.Do(func() { <-release }) // the only writer is busy
+				}
+				return true, obj, nil
+			})
+			m := NewManager(client, testingclock.NewFakeClock(t0), nil)
+			m.workers = 1
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { m.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+
+			m.SetPodStatus(pods["a"], statusWith(v1.PodPending, v1.ConditionFalse, ContainersNotReady))
+			for m.queue.Len() > 0 { // a's write started
+				time.Sleep(time.Millisecond)
+			}
+			if tt.backlog {
+				m.SetPodStatus(pods["c"], statusWith(v1.PodPending, v1.ConditionFalse, ContainersNotReady))
+				m.SetPodStatus(pods["d"], statusWith(v1.PodPending, v1.ConditionFalse, ContainersNotReady))
+			}
+			m.SetPodStatus(pods["b"], statusWith(v1.PodPending, v1.ConditionFalse, ContainersNotReady))
+			m.SetPodStatus(pods["b"], statusWith(v1.PodRunning, v1.ConditionTrue, ""))
+			m.SetPodStatus(pods["b"], statusWith(v1.PodSucceeded, v1.ConditionFalse, PodCompleted))
+			close(release)
+			flush(t, m)
+
+			mu.Lock()
+			defer mu.Unlock()
+			for name, want := range tt.want {
+				if got := patched[name]; !reflect.DeepEqual(got, want) {
+					t.Errorf("pod %s: phases written %v, want %v", name, got, want)
+				}
 			}
 		})
 	}
