@@ -22,6 +22,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	crilogs "k8s.io/cri-client/pkg/logs"
@@ -191,7 +192,7 @@ func (s *statusShim) ContainerStatus(ctx context.Context, id string, _ bool) (*r
 
 // runningContainer finds the running instance of a container.
 func (k *Kubelet) runningContainer(ctx context.Context, pod *v1.Pod, name string) (runtime.Runtime, string, error) {
-	st, rt, err := k.podStateAnywhere(ctx, pod)
+	st, rt, err := k.podStateAnywhere(ctx, pod, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -225,7 +226,7 @@ func (k *Kubelet) Attach(ctx context.Context, pod *v1.Pod, name string, s runtim
 }
 
 func (k *Kubelet) PortForward(ctx context.Context, pod *v1.Pod, port int32, stream io.ReadWriteCloser) error {
-	st, rt, err := k.podStateAnywhere(ctx, pod)
+	st, rt, err := k.podStateAnywhere(ctx, pod, false)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,10 @@ func (r *rateCache) rate(key string, t time.Time, usage uint64) *uint64 {
 	return &v
 }
 
-// Summary is the stats summary of the node and its running pods.
+// Summary is the stats summary of the node and its running pods. Each
+// runtime is listed once and asked for the stats of all its running
+// containers at once when it can (ContainerStatsLister); nothing here
+// counts as a sync (no PLEG bookkeeping).
 func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	now := metav1.NewTime(k.clock.Now())
 	sum := &statsapi.Summary{Node: statsapi.NodeStats{NodeName: k.nodeName, StartTime: metav1.NewTime(bootTime())}}
@@ -273,23 +277,38 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 		ws := total - avail
 		sum.Node.Memory = &statsapi.MemoryStats{Time: now, WorkingSetBytes: &ws, AvailableBytes: &avail, UsageBytes: &ws}
 	}
-	for _, pod := range k.ListPods() {
-		st, rt, err := k.podStateAnywhere(ctx, pod)
+	running := map[types.UID][]*runtime.ContainerStatus{}
+	stats := map[string]*runtime.ContainerStats{}
+	for _, rt := range k.runtimes.all() {
+		state := runtime.ContainerRunning
+		cs, err := rt.ListContainers(ctx, runtime.ContainerFilter{State: &state})
 		if err != nil {
 			continue
 		}
+		var ids []string
+		for _, c := range cs {
+			if c.State != runtime.ContainerRunning {
+				continue
+			}
+			if uid := types.UID(c.Labels[podstate.LabelPodUID]); uid != "" {
+				running[uid] = append(running[uid], c)
+				ids = append(ids, c.ID)
+			}
+		}
+		for id, s := range containerStats(ctx, rt, ids) {
+			stats[id] = s
+		}
+	}
+	for _, pod := range k.ListPods() {
 		ps := statsapi.PodStats{PodRef: statsapi.PodReference{Name: pod.Name, Namespace: pod.Namespace, UID: string(pod.UID)}}
 		if pod.Status.StartTime != nil {
 			ps.StartTime = *pod.Status.StartTime
 		}
 		var cpuSum, memSum uint64
 		any := false
-		for _, c := range st.Containers {
-			if c.State != runtime.ContainerRunning {
-				continue
-			}
-			s, err := rt.ContainerStats(ctx, c.ID)
-			if err != nil {
+		for _, c := range running[pod.UID] {
+			s, ok := stats[c.ID]
+			if !ok {
 				continue
 			}
 			t := metav1.NewTime(s.Timestamp)
@@ -311,6 +330,26 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 		sum.Pods = append(sum.Pods, ps)
 	}
 	return sum, nil
+}
+
+// containerStats reads the stats of the containers ids of rt, all at once
+// when rt can.
+func containerStats(ctx context.Context, rt runtime.Runtime, ids []string) map[string]*runtime.ContainerStats {
+	if len(ids) == 0 {
+		return nil
+	}
+	if l, ok := rt.(runtime.ContainerStatsLister); ok {
+		if out, err := l.ListContainerStats(ctx, ids); err == nil {
+			return out
+		}
+	}
+	out := make(map[string]*runtime.ContainerStats, len(ids))
+	for _, id := range ids {
+		if s, err := rt.ContainerStats(ctx, id); err == nil {
+			out[id] = s
+		}
+	}
+	return out
 }
 
 // nodeCPU is the node's cumulative busy CPU time in nanoseconds (/proc/stat).

@@ -71,8 +71,30 @@ func (k *Kubelet) step(ctx context.Context, w *podWorker) time.Duration {
 	}
 }
 
-// podState lists what the runtime runs for the pod.
+// podState lists what the runtime runs for the pod, as a sync sees it: the
+// PLEG notes each container's state (a change a sync saw needs no wake-up
+// later) and exited containers' termination messages are read.
 func (k *Kubelet) podState(ctx context.Context, uid types.UID, rt runtime.Runtime) (*podstate.PodState, error) {
+	st, err := k.listPodState(ctx, uid, rt)
+	if err != nil {
+		return nil, err
+	}
+	for _, sb := range st.Sandboxes {
+		k.pleg.knowSandbox(sb.ID, uid)
+	}
+	for _, c := range st.Containers {
+		k.pleg.observe(c.ID, uid, c.State)
+		if c.State == runtime.ContainerExited {
+			k.addTerminationMessage(c)
+		}
+	}
+	return st, nil
+}
+
+// listPodState lists what the runtime runs for the pod, with no side
+// effect (exec, logs, port-forward: what they see must still wake the
+// pod's worker).
+func (k *Kubelet) listPodState(ctx context.Context, uid types.UID, rt runtime.Runtime) (*podstate.PodState, error) {
 	sbs, err := rt.ListPodSandboxes(ctx)
 	if err != nil {
 		return nil, err
@@ -81,32 +103,29 @@ func (k *Kubelet) podState(ctx context.Context, uid types.UID, rt runtime.Runtim
 	for _, sb := range sbs {
 		if types.UID(sb.UID) == uid || types.UID(sb.Labels[podstate.LabelPodUID]) == uid {
 			mine = append(mine, sb)
-			k.pleg.knowSandbox(sb.ID, uid)
 		}
 	}
 	cs, err := rt.ListContainers(ctx, runtime.ContainerFilter{Labels: map[string]string{podstate.LabelPodUID: string(uid)}})
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cs {
-		// what a sync sees needs no wake-up later
-		k.pleg.observe(c.ID, uid, c.State)
-		if c.State == runtime.ContainerExited {
-			k.addTerminationMessage(c)
-		}
-	}
 	return podstate.New(uid, rt.Name(), mine, cs), nil
 }
 
 // podStateAnywhere finds the pod's sandboxes on whichever runtime has them
-// (a pod whose RuntimeClass can no longer be resolved).
-func (k *Kubelet) podStateAnywhere(ctx context.Context, pod *v1.Pod) (*podstate.PodState, runtime.Runtime, error) {
+// (a pod whose RuntimeClass can no longer be resolved); sync: as podState,
+// else as listPodState.
+func (k *Kubelet) podStateAnywhere(ctx context.Context, pod *v1.Pod, sync bool) (*podstate.PodState, runtime.Runtime, error) {
+	list := k.listPodState
+	if sync {
+		list = k.podState
+	}
 	if rt, err := k.runtimes.forPod(ctx, k.client, pod); err == nil {
-		st, err := k.podState(ctx, pod.UID, rt)
+		st, err := list(ctx, pod.UID, rt)
 		return st, rt, err
 	}
 	for _, rt := range k.runtimes.all() {
-		st, err := k.podState(ctx, pod.UID, rt)
+		st, err := list(ctx, pod.UID, rt)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -206,7 +225,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 // final status.
 func (k *Kubelet) syncTerminatingPod(ctx context.Context, w *podWorker) error {
 	pod, gone, _ := w.snapshot()
-	state, rt, err := k.podStateAnywhere(ctx, pod)
+	state, rt, err := k.podStateAnywhere(ctx, pod, true)
 	if err != nil {
 		return err
 	}

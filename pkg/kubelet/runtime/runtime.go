@@ -285,6 +285,15 @@ type Runtime interface {
 	Events() <-chan ContainerEvent
 }
 
+// ContainerStatsLister is implemented by runtimes that read the stats of
+// many containers at once for less than one ContainerStats call each (the
+// kubelet's stats summary asks for every running container).
+type ContainerStatsLister interface {
+	// ListContainerStats returns the stats of the given containers by id;
+	// a container that is gone is left out.
+	ListContainerStats(ctx context.Context, ids []string) (map[string]*ContainerStats, error)
+}
+
 // RegistryAuth for pulls (from imagePullSecrets / docker config).
 type RegistryAuth struct {
 	Server   string

@@ -466,6 +466,20 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 	return &runtime.ContainerStats{Timestamp: r.clock.Now(), CPUUsageNanoSeconds: 1e6, MemoryWorkingSetBytes: 1 << 20, MemoryRSSBytes: 1 << 20}, nil
 }
 
+// ListContainerStats implements runtime.ContainerStatsLister.
+func (r *Runtime) ListContainerStats(ctx context.Context, ids []string) (map[string]*runtime.ContainerStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record("ListContainerStats %d", len(ids))
+	out := make(map[string]*runtime.ContainerStats, len(ids))
+	for _, id := range ids {
+		if _, ok := r.containers[id]; ok {
+			out[id] = &runtime.ContainerStats{Timestamp: r.clock.Now(), CPUUsageNanoSeconds: 1e6, MemoryWorkingSetBytes: 1 << 20, MemoryRSSBytes: 1 << 20}
+		}
+	}
+	return out, nil
+}
+
 func (r *Runtime) Events() <-chan runtime.ContainerEvent { return r.events }
 
 func copyStatus(c *runtime.ContainerStatus) *runtime.ContainerStatus {
