@@ -203,24 +203,40 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, v *v1.Volume, di
 		}
 		return writeFiles(dir, files)
 	case v.Projected != nil:
+		// the sources are read at the same time (a token request and a
+		// ConfigMap read are two round trips), merged in their order
+		sources := v.Projected.Sources
+		got := make([]map[string]file, len(sources))
+		errs := make([]error, len(sources))
+		var wg sync.WaitGroup
+		for i := range sources {
+			s := &sources[i]
+			read := func() {
+				switch {
+				case s.ServiceAccountToken != nil:
+					got[i], errs[i] = m.tokenFile(ctx, pod, s.ServiceAccountToken, filepath.Join(dir, s.ServiceAccountToken.Path), v.Projected.DefaultMode)
+				case s.ConfigMap != nil:
+					got[i], errs[i] = m.configMapFiles(ctx, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, v.Projected.DefaultMode, s.ConfigMap.Optional)
+				case s.Secret != nil:
+					got[i], errs[i] = m.secretFiles(ctx, pod.Namespace, s.Secret.Name, s.Secret.Items, v.Projected.DefaultMode, s.Secret.Optional)
+				case s.DownwardAPI != nil:
+					got[i], errs[i] = m.downwardFiles(pod, s.DownwardAPI.Items, v.Projected.DefaultMode, podIPs)
+				}
+			}
+			if s.DownwardAPI != nil || i == len(sources)-1 {
+				read() // no API call (or the last one): no goroutine
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); read() }()
+		}
+		wg.Wait()
 		files := map[string]file{}
-		for _, s := range v.Projected.Sources {
-			var got map[string]file
-			var err error
-			switch {
-			case s.ServiceAccountToken != nil:
-				got, err = m.tokenFile(ctx, pod, s.ServiceAccountToken, filepath.Join(dir, s.ServiceAccountToken.Path), v.Projected.DefaultMode)
-			case s.ConfigMap != nil:
-				got, err = m.configMapFiles(ctx, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, v.Projected.DefaultMode, s.ConfigMap.Optional)
-			case s.Secret != nil:
-				got, err = m.secretFiles(ctx, pod.Namespace, s.Secret.Name, s.Secret.Items, v.Projected.DefaultMode, s.Secret.Optional)
-			case s.DownwardAPI != nil:
-				got, err = m.downwardFiles(pod, s.DownwardAPI.Items, v.Projected.DefaultMode, podIPs)
+		for i := range sources {
+			if errs[i] != nil {
+				return errs[i]
 			}
-			if err != nil {
-				return err
-			}
-			for k, f := range got {
+			for k, f := range got[i] {
 				files[k] = f
 			}
 		}
