@@ -13,12 +13,16 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 const (
 	// resyncInterval: a pod with nothing pending is synced again after this
 	// (upstream's syncFrequency).
 	resyncInterval = time.Minute
+	// resyncJitter: a resync comes up to this fraction of resyncInterval
+	// later (upstream's workerResyncIntervalJitterFactor).
+	resyncJitter = 0.5
 	// errorRequeue: a sync that failed is retried after this (upstream's
 	// backOffPeriod).
 	errorRequeue = 10 * time.Second
@@ -207,6 +211,10 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	}
 	if requeue > resyncInterval {
 		requeue = resyncInterval
+	}
+	if requeue == resyncInterval {
+		// spread the resyncs of pods started together (upstream's jitter)
+		requeue = wait.Jitter(resyncInterval, resyncJitter)
 	}
 	if cached, ok := k.status.GetPodStatus(pod.UID); ok && pod.Spec.ActiveDeadlineSeconds != nil && cached.StartTime != nil {
 		left := time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second - k.clock.Since(cached.StartTime.Time)
