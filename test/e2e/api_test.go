@@ -266,17 +266,20 @@ func TestWatchAndWait(t *testing.T) {
 	s := SharedServer(t)
 	ns := s.Namespace(t)
 	s.MustKubectl(t, "create", "configmap", "w1", "-n", ns)
-	// get -w: the initial list then the change, through --request-timeout
-	done := make(chan Result)
-	go func() { done <- s.Kubectl(t, "get", "cm", "w1", "-n", ns, "-w", "--output-watch-events", "--request-timeout=4s") }()
-	time.Sleep(1500 * time.Millisecond)
+	// get -w: the initial list, then the change
+	w := s.WatchOutput(t, "get", "cm", "w1", "-n", ns, "-w", "--output-watch-events")
+	Eventually(t, 10*time.Second, "ADDED", func() (bool, string) { return w.Matches(`ADDED\s+w1\s+0\s+\d+s`), w.String() })
 	s.MustKubectl(t, "label", "cm", "w1", "-n", ns, "a=b")
-	r := <-done
-	MatchLines(t, r.Stdout, `^EVENT\s+NAME\s+DATA\s+AGE$`, `^ADDED\s+w1\s+0\s+\d+s$`, `^MODIFIED\s+w1\s+0\s+\d+s$`)
+	Eventually(t, 10*time.Second, "MODIFIED", func() (bool, string) { return w.Matches(`MODIFIED\s+w1\s+0\s+\d+s`), w.String() })
+	MatchLines(t, w.String(), `^EVENT\s+NAME\s+DATA\s+AGE$`)
 	// wait --for=delete and --for=condition/jsonpath
 	s.MustKubectl(t, "create", "configmap", "w2", "-n", ns)
-	go func() { time.Sleep(500 * time.Millisecond); s.Kubectl(t, "delete", "cm", "w2", "-n", ns) }()
-	Contains(t, s.MustKubectl(t, "wait", "--for=delete", "cm/w2", "-n", ns, "--timeout=30s"), "configmap/w2 condition met")
+	wait := s.WatchOutput(t, "wait", "--for=delete", "cm/w2", "-n", ns, "--timeout=30s", "-v=6")
+	Eventually(t, 10*time.Second, "wait is watching", func() (bool, string) { return wait.Matches(`.*watch=true.* 200 OK.*`), wait.String() })
+	s.MustKubectl(t, "delete", "cm", "w2", "-n", ns)
+	Eventually(t, 30*time.Second, "wait --for=delete", func() (bool, string) {
+		return wait.Matches(`configmap/w2 condition met`), wait.String()
+	})
 	Contains(t, s.MustKubectl(t, "wait", "--for=jsonpath={.metadata.name}=w1", "cm/w1", "-n", ns, "--timeout=10s"), "configmap/w1 condition met")
 }
 

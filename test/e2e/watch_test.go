@@ -132,11 +132,18 @@ type JSONPathWatch struct{ w *PodWatch }
 // WatchJSONPath follows one field of an object through every update.
 func (s *Server) WatchJSONPath(t *testing.T, ns, obj, path string) *JSONPathWatch {
 	t.Helper()
+	return s.WatchOutput(t, "get", obj, "-n", ns, "-w", "-o", "jsonpath="+path+"{\"\\n\"}")
+}
+
+// WatchOutput runs a long-lived kubectl (a watch) and keeps its output.
+func (s *Server) WatchOutput(t *testing.T, args ...string) *JSONPathWatch {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &PodWatch{cancel: cancel, done: make(chan struct{})}
-	cmd := exec.CommandContext(ctx, "kubectl", "get", obj, "-n", ns, "-w", "-o", "jsonpath="+path+"{\"\\n\"}")
+	cmd := exec.CommandContext(ctx, "kubectl", args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
 	cmd.Stdout = lockedWriter{w}
+	cmd.Stderr = lockedWriter{w}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
