@@ -250,29 +250,13 @@ func killSession(sid int) {
 // waitNodeReady waits until the node's Ready condition has status.
 func waitNodeReady(t *testing.T, s *Server, node, status string, timeout time.Duration) {
 	t.Helper()
-	poll(t, timeout, fmt.Sprintf("node %s Ready=%s", node, status), func() (bool, string) {
+	Eventually(t, timeout, fmt.Sprintf("node %s Ready=%s", node, status), func() (bool, string) {
 		got := s.Kubectl(t, "get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`).Stdout
 		return got == status, got
 	})
 }
 
 // poll is Eventually at a pace that suits several servers on two cores.
-func poll(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
 
 // localNode is the server's own node: the one that is not an agent's.
 func localNode(t *testing.T, s *Server, agents ...*NodeAgent) string {

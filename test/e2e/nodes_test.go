@@ -94,7 +94,7 @@ func TestNodeAgentJoins(t *testing.T) {
 	MatchLines(t, s.MustKubectl(t, "get", "pods", "-n", ns, "-o", "wide"),
 		`^greeter\s+1/1\s+Running\s+0\s+\S+\s+\S+\s+agent-join\s`,
 		`^on-agent\s+1/1\s+Running\s+0\s+\S+\s+\S+\s+agent-join\s`)
-	poll(t, 20*time.Second, "logs of greeter", func() (bool, string) {
+	Eventually(t, 20*time.Second, "logs of greeter", func() (bool, string) {
 		r := s.Kubectl(t, "logs", "-n", ns, "greeter")
 		return r.Code == 0 && r.Stdout == "hello from agent-join\n", r.Stdout + r.Stderr
 	})
@@ -131,7 +131,7 @@ func TestNodeCordonAndDrain(t *testing.T) {
 	// cordon: SchedulingDisabled, the unschedulable taint, new pods avoid it
 	Contains(t, s.MustKubectl(t, "cordon", "agent-drain"), "node/agent-drain cordoned")
 	MatchLines(t, s.MustKubectl(t, "get", "nodes"), `^agent-drain\s+Ready,SchedulingDisabled\s+<none>\s`)
-	poll(t, 20*time.Second, "unschedulable taint", func() (bool, string) {
+	Eventually(t, 20*time.Second, "unschedulable taint", func() (bool, string) {
 		spec := s.MustKubectl(t, "get", "node", "agent-drain", "-o", "jsonpath={.spec}")
 		return strings.Contains(spec, `"unschedulable":true`) && strings.Contains(spec, `{"effect":"NoSchedule","key":"node.kubernetes.io/unschedulable","timeAdded":`), spec
 	})
@@ -142,7 +142,7 @@ func TestNodeCordonAndDrain(t *testing.T) {
 			t.Errorf("pod %s on %s while agent-drain is cordoned", pod, where)
 		}
 	}
-	poll(t, 30*time.Second, "FailedScheduling of pinned", func() (bool, string) {
+	Eventually(t, 30*time.Second, "FailedScheduling of pinned", func() (bool, string) {
 		ev := s.MustKubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=pinned,reason=FailedScheduling", "-o", "jsonpath={.items[*].message}")
 		return strings.Contains(ev, "0/2 nodes are available:") && strings.Contains(ev, "1 node(s) were unschedulable"), ev
 	})
@@ -227,7 +227,7 @@ spec:
 `)
 	s.MustKubectl(t, "rollout", "status", "-n", ns, "deploy/guarded", "--timeout=60s")
 	s.MustKubectl(t, "uncordon", local)
-	poll(t, 30*time.Second, "budget computed", func() (bool, string) {
+	Eventually(t, 30*time.Second, "budget computed", func() (bool, string) {
 		st := s.Jsonpath(t, ns, "pdb/guarded", "{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}")
 		return st == "2/2/0", st
 	})
@@ -320,7 +320,7 @@ func TestNodeLoss(t *testing.T) {
 	waitNodeReady(t, s, "agent-lost", "Unknown", grace+60*time.Second)
 	t.Logf("node NotReady %s after SIGKILL", time.Since(killed).Round(time.Second))
 	MatchLines(t, s.MustKubectl(t, "get", "nodes"), `^agent-lost\s+NotReady\s+<none>\s`, `^`+regexp.QuoteMeta(local)+`\s+Ready\s`)
-	poll(t, 30*time.Second, "unreachable taints", func() (bool, string) {
+	Eventually(t, 30*time.Second, "unreachable taints", func() (bool, string) {
 		taints := s.MustKubectl(t, "get", "node", "agent-lost", "-o", "jsonpath={.spec.taints}")
 		return strings.Contains(taints, `{"effect":"NoExecute","key":"node.kubernetes.io/unreachable","timeAdded":`) &&
 			strings.Contains(taints, `{"effect":"NoSchedule","key":"node.kubernetes.io/unreachable","timeAdded":`), taints
@@ -334,7 +334,7 @@ func TestNodeLoss(t *testing.T) {
 
 	// the 5 s toleration expires: the taint eviction controller deletes the
 	// pod; the Deployment's pod is recreated on the remaining node
-	poll(t, 60*time.Second, "TaintManagerEviction of toleration-5s", func() (bool, string) {
+	Eventually(t, 60*time.Second, "TaintManagerEviction of toleration-5s", func() (bool, string) {
 		ev := s.MustKubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=TaintManagerEviction,involvedObject.name=toleration-5s",
 			"-o", "jsonpath={.items[*].source.component}|{.items[*].message}")
 		return ev == "taint-eviction-controller|Marking for deletion Pod "+ns+"/toleration-5s", ev
@@ -346,7 +346,7 @@ func TestNodeLoss(t *testing.T) {
 		`^toleration-5s\s+1/1\s+Terminating\s`,
 		`^`+depPod+`\s+1/1\s+Terminating\s`,
 		`^default-tolerations\s+1/1\s+Running\s`)
-	poll(t, 60*time.Second, "replacement of "+depPod, func() (bool, string) {
+	Eventually(t, 60*time.Second, "replacement of "+depPod, func() (bool, string) {
 		pods := podNodes(t, s, ns, "app=dep")
 		for pod, where := range pods {
 			if pod != depPod && where == local+"/Running" {
@@ -370,12 +370,12 @@ func TestNodeLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNodeReady(t, s, "agent-lost", "True", 60*time.Second)
-	poll(t, 30*time.Second, "taints removed", func() (bool, string) {
+	Eventually(t, 30*time.Second, "taints removed", func() (bool, string) {
 		taints := s.MustKubectl(t, "get", "node", "agent-lost", "-o", "jsonpath={.spec.taints}")
 		return taints == "", taints
 	})
 	s.MustKubectl(t, "wait", "-n", ns, "--for=delete", "pod/toleration-5s", "pod/"+depPod, "--timeout=60s")
-	poll(t, 30*time.Second, "default-tolerations Ready again", func() (bool, string) {
+	Eventually(t, 30*time.Second, "default-tolerations Ready again", func() (bool, string) {
 		got := s.Jsonpath(t, ns, "pod/default-tolerations", `{.metadata.deletionTimestamp}|{.status.phase}|{.status.conditions[?(@.type=="Ready")].status}`)
 		return got == "|Running|True", got
 	})
