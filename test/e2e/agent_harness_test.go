@@ -256,8 +256,6 @@ func waitNodeReady(t *testing.T, s *Server, node, status string, timeout time.Du
 	})
 }
 
-// poll is Eventually at a pace that suits several servers on two cores.
-
 // localNode is the server's own node: the one that is not an agent's.
 func localNode(t *testing.T, s *Server, agents ...*NodeAgent) string {
 	t.Helper()
