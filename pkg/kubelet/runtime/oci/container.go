@@ -370,7 +370,12 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, timeout time.Dur
 	}
 	// runc itself is stuck (or was never told): the shim's SIGKILL of its
 	// process group ends it, and the shim kills what it leaves behind.
-	return r.shims.StopContainer(ctx, c.rec.ShimID, 0)
+	kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.shims.StopContainer(kctx, c.rec.ShimID, 0); err != nil {
+		return fmt.Errorf("container %q did not stop: %w", id, err)
+	}
+	return nil
 }
 
 // waitExited polls until the container is no longer running.
