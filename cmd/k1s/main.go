@@ -8,6 +8,7 @@ import (
 	"k1s.dev/k1s/pkg/agent"
 	"k1s.dev/k1s/pkg/app"
 	"k1s.dev/k1s/pkg/cli"
+	"k1s.dev/k1s/pkg/image"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
 )
 
@@ -17,6 +18,7 @@ Usage:
   k1s server [flags]      start the API, controllers, scheduler and a node agent
   k1s kubectl [args]      upstream kubectl, defaulting to k1s's kubeconfig
   k1s app [flags]         a small HTTP workload for examples and tests
+  k1s image CMD [flags]   import|ls|rm|pull images of the node's image store
   k1s version             print the version
 `
 
@@ -39,6 +41,8 @@ func main() {
 		os.Exit(process.ShimMain(args))
 	case "app":
 		os.Exit(app.Main(args))
+	case "image":
+		os.Exit(image.Main(args))
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
