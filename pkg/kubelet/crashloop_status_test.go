@@ -56,6 +56,16 @@ func TestCrashLoopStatusDuringBackOff(t *testing.T) {
 					t.Fatalf("back-off %s: no CrashLoopBackOff at its end:\n  %s", d, strings.Join(h.history(name), "\n  "))
 				}
 			}
+			// A back-off longer than the resync period: the pod is synced
+			// a resync period after the exit (no jitter delays it) and
+			// shows CrashLoopBackOff until the back-off ends (trace 12:
+			// 70 s after the exit, restart at 84 s).
+			h.exitRunning(name, tt.container, 4, tt.code)
+			h.waitStatus(name, fmt.Sprintf("%s=terminated/Error:%d ready=false started=false restarts=4", tt.container, tt.code))
+			h.step(resyncInterval)
+			h.waitStatus(name, fmt.Sprintf("%s=waiting/CrashLoopBackOff (back-off 1m20s ", tt.container))
+			h.step(80*time.Second - resyncInterval)
+			h.waitStatus(name, fmt.Sprintf("%s=running/ ready=", tt.container))
 		})
 	}
 }

@@ -197,7 +197,9 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	res := k.execute(ctx, pod, state, rt, actions)
 	k.reasons.update(pod.UID, res.starts)
 
-	requeue = resyncInterval
+	// nothing pending: the next resync, spread for pods started together
+	// (upstream's jitter; a back-off's wake-up is never delayed by it)
+	requeue = wait.Jitter(resyncInterval, resyncJitter)
 	switch {
 	case res.createdSandbox:
 		requeue = 0
@@ -206,15 +208,11 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 		if requeue < 0 {
 			requeue = 0
 		}
+		if requeue > resyncInterval {
+			requeue = resyncInterval
+		}
 	case res.failed():
 		requeue = errorRequeue
-	}
-	if requeue > resyncInterval {
-		requeue = resyncInterval
-	}
-	if requeue == resyncInterval {
-		// spread the resyncs of pods started together (upstream's jitter)
-		requeue = wait.Jitter(resyncInterval, resyncJitter)
 	}
 	if cached, ok := k.status.GetPodStatus(pod.UID); ok && pod.Spec.ActiveDeadlineSeconds != nil && cached.StartTime != nil {
 		left := time.Duration(*pod.Spec.ActiveDeadlineSeconds)*time.Second - k.clock.Since(cached.StartTime.Time)
