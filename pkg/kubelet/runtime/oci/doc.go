@@ -47,7 +47,7 @@
 //   - Attach, logs, ReopenContainerLog and re-adoption after an agent
 //     restart are the host runtime's, unchanged.
 //   - ContainerStats read the container's cgroup (v1: memory.usage_in_bytes
-//     - total_inactive_file, total_rss, cpuacct.usage; v2: memory.current,
+//   - total_inactive_file, total_rss, cpuacct.usage; v2: memory.current,
 //     memory.stat, cpu.stat).
 //
 // # Not yet
