@@ -12,10 +12,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"k1s.dev/k1s/pkg/image"
 	"k1s.dev/k1s/pkg/kubelet"
 	kruntime "k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/kubelet/runtime/oci"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
 	"k1s.dev/k1s/pkg/pki"
 	"k1s.dev/k1s/pkg/server"
@@ -56,6 +59,12 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	if err != nil {
 		return fmt.Errorf("host runtime: %w", err)
 	}
+	runtimes := map[string]kruntime.Runtime{"host": host}
+	if oci, err := ociRuntime(c); err != nil {
+		klog.InfoS("oci runtime unavailable; pods run on the host runtime", "reason", err)
+	} else {
+		runtimes["oci"] = oci
+	}
 	var dns []string
 	if c.ClusterDNS != "" {
 		dns = []string{c.ClusterDNS}
@@ -64,7 +73,7 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 		KubeClient:     c.Client,
 		NodeName:       c.NodeName,
 		NodeIP:         c.NodeIP,
-		Runtimes:       map[string]kruntime.Runtime{"host": host},
+		Runtimes:       runtimes,
 		DefaultRuntime: "host",
 		RootDir:        c.Dir,
 		Clock:          clock.RealClock{},
@@ -157,4 +166,23 @@ func Version() string {
 		return kubernetesVersion + "+k1s"
 	}
 	return v
+}
+
+// ociRuntime is the isolating runtime (runc, images from the node's store),
+// offered as RuntimeClass "oci" when runc is installed. The host runtime
+// stays the default until the kubelet pulls and the examples name images
+// that are present.
+func ociRuntime(c NodeConfig) (kruntime.Runtime, error) {
+	if _, err := oci.Available(); err != nil {
+		return nil, err
+	}
+	images, err := image.Open(filepath.Join(c.Dir, "images")) // = image.StoreDir(data dir) for the server
+	if err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	return oci.New(oci.Options{
+		RootDir: filepath.Join(c.Dir, "runtime", "oci"),
+		Images:  images,
+		HostIP:  c.NodeIP,
+	})
 }
