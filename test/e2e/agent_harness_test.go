@@ -43,7 +43,7 @@ var (
 // NotReady after 20 s without a Lease renewal instead of upstream's 50 s.
 func nodesServer(t *testing.T, shortGrace bool) *Server {
 	t.Helper()
-	args := []string{"--stop-pods-on-exit"}
+	var args []string // StartServer always adds --stop-pods-on-exit
 	if shortGrace && serverHasGraceFlag() {
 		args = append(args, "--node-monitor-grace-period=20s")
 	}

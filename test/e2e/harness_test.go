@@ -86,7 +86,8 @@ func StartServer(dir string, extra ...string) (*Server, error) {
 }
 
 func (s *Server) start() error {
-	args := append([]string{"server", "--data-dir", s.DataDir, "--https-port", "0"}, s.args...)
+	// --stop-pods-on-exit: a test run leaves no containers behind.
+	args := append([]string{"server", "--data-dir", s.DataDir, "--https-port", "0", "--stop-pods-on-exit"}, s.args...)
 	s.cmd = exec.Command(binary, args...)
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
 	pr, pw, err := os.Pipe()
