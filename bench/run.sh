@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs the k1s benchmarks and prints one markdown table.
 #
-#   bench/run.sh                 # everything (api, pod)
+#   bench/run.sh                 # everything (api, pod, workload, kubelet)
 #   bench/run.sh api             # API server only
 #   bench/run.sh api:create,list # a subset of the API measures
 #   bench/run.sh pod             # pod start-up (n/a until a node agent runs)
+#   bench/run.sh workload        # Deployment, rollout, scheduler, node loss
+#   bench/run.sh workload:schedule,nodeloss   # a subset (deploy, rollout, schedule, nodeloss)
+#   bench/run.sh kubelet         # probe load and liveness restarts (kubelet:liveness, kubelet:probes)
 #
-# Extra flags per program: APIBENCH_FLAGS="-objects 500" PODBENCH_FLAGS="-burst 50".
+# Extra flags per program: APIBENCH_FLAGS="-objects 500" PODBENCH_FLAGS="-burst 50"
+# WORKLOADBENCH_FLAGS="-sched-pods 500" KUBELETBENCH_FLAGS="-pods 200".
 # Progress goes to stderr, the table to stdout. Uses bin/k1s (runs
 # `make build` only if it is missing); the benchmark programs are compiled
 # into a temporary directory.
@@ -18,19 +22,19 @@ cd "$root"
 suites=()
 for a in "$@"; do
 	case "$a" in
-	all) suites+=(api pod) ;;
-	api | api:* | pod) suites+=("$a") ;;
+	all) suites+=(api pod workload kubelet) ;;
+	api | api:* | pod | workload | workload:* | kubelet | kubelet:*) suites+=("$a") ;;
 	-h | --help)
-		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "bench/run.sh: unknown suite '$a' (want api, api:MEASURES, pod or all)" >&2
+		echo "bench/run.sh: unknown suite '$a' (want api[:MEASURES], pod, workload[:MEASURES], kubelet[:MEASURES] or all)" >&2
 		exit 2
 		;;
 	esac
 done
-[ ${#suites[@]} -eq 0 ] && suites=(api pod)
+[ ${#suites[@]} -eq 0 ] && suites=(api pod workload kubelet)
 
 if [ ! -x bin/k1s ]; then
 	echo "bench/run.sh: bin/k1s missing, running make build" >&2
@@ -39,7 +43,7 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/k1s-bench-bin.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/" ./bench/cmd/apibench ./bench/cmd/podbench
+go build -o "$tmp/" ./bench/cmd/apibench ./bench/cmd/podbench ./bench/cmd/workloadbench ./bench/cmd/kubeletbench
 # A private copy: other sessions may rebuild bin/k1s while this runs, and
 # servers of other users mapping the same file would make PSS vary.
 cp -p bin/k1s "$tmp/k1s"
@@ -57,6 +61,10 @@ for s in "${suites[@]}"; do
 	api) "$tmp/apibench" -k1s "$tmp/k1s" -header=false ${APIBENCH_FLAGS:-} || status=1 ;;
 	api:*) "$tmp/apibench" -k1s "$tmp/k1s" -header=false -only "${s#api:}" ${APIBENCH_FLAGS:-} || status=1 ;;
 	pod) "$tmp/podbench" -k1s "$tmp/k1s" -header=false ${PODBENCH_FLAGS:-} || status=1 ;;
+	workload) "$tmp/workloadbench" -k1s "$tmp/k1s" -header=false ${WORKLOADBENCH_FLAGS:-} || status=1 ;;
+	workload:*) "$tmp/workloadbench" -k1s "$tmp/k1s" -header=false -only "${s#workload:}" ${WORKLOADBENCH_FLAGS:-} || status=1 ;;
+	kubelet) "$tmp/kubeletbench" -k1s "$tmp/k1s" -header=false ${KUBELETBENCH_FLAGS:-} || status=1 ;;
+	kubelet:*) "$tmp/kubeletbench" -k1s "$tmp/k1s" -header=false -only "${s#kubelet:}" ${KUBELETBENCH_FLAGS:-} || status=1 ;;
 	esac
 done
 echo
