@@ -13,7 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,7 +76,11 @@ func main() {
 	}
 
 	b := &bench{config: c}
-	err := b.run(context.Background())
+	// A SIGINT or SIGTERM ends the measures early; the server is still
+	// stopped by PID (and stops its pods' containers).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := b.run(ctx)
+	stop()
 	b.table.Print(os.Stdout, header)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "podbench:", err)
@@ -187,13 +193,18 @@ func (b *bench) server() (*rest.Config, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := harness.Start(b.binary, work+"/server", b.serverArgs...)
+	// --stop-pods-on-exit: containers left by an interrupted run end with
+	// the server.
+	s, err := harness.Start(b.binary, work+"/server", append([]string{"--stop-pods-on-exit"}, b.serverArgs...)...)
 	if err != nil {
 		return nil, nil, err
 	}
 	stop := func() {
 		if _, err := s.Stop(); err != nil {
 			b.log("%v", err)
+		}
+		if n := harness.KillLeftoverContainers(s.DataDir); n > 0 {
+			b.log("killed %d container processes left running", n)
 		}
 		if b.keep {
 			b.log("data dir and log kept in %s", work)
