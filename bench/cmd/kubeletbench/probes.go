@@ -77,7 +77,7 @@ func (b *bench) probeLoad(ctx context.Context, idle harness.CPU) error {
 			return err
 		}
 	}
-	defer b.deletePods(ctx, "app=bench-probe", 120*time.Second)
+	defer b.deletePods(ctx, "app=bench-probe", 45*time.Second)
 
 	var steps []step
 	var names []string

@@ -203,7 +203,7 @@ func (b *bench) server() (*rest.Config, func(), error) {
 		if _, err := s.Stop(); err != nil {
 			b.log("%v", err)
 		}
-		if n := harness.KillLeftoverContainers(s.DataDir); n > 0 {
+		if n := harness.KillLeftoverContainers(s.DataDir) + harness.KillProcessesIn(work); n > 0 {
 			b.log("killed %d container processes left running", n)
 		}
 		if b.keep {

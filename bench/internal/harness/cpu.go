@@ -118,3 +118,36 @@ func KillLeftoverContainers(dataDir string) int {
 	}
 	return n
 }
+
+// KillProcessesIn SIGKILLs every process (by PID) whose working directory
+// is dir or below it: the host runtime runs containers in a directory under
+// their node's data dir, so this catches a container the agent did not
+// record or stop (say, one started while it was shutting down). dir must
+// be a directory this benchmark created. It returns how many it killed.
+func KillProcessesIn(dir string) int {
+	dir = filepath.Clean(dir)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	self := os.Getpid()
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self || pid <= 1 {
+			continue
+		}
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		if err != nil {
+			continue
+		}
+		cwd = strings.TrimSuffix(cwd, " (deleted)")
+		if cwd != dir && !strings.HasPrefix(cwd, dir+"/") {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -58,15 +58,19 @@ func (l *Launched) Keep() { l.keep = true }
 
 // Close stops the server (SIGTERM to its PID), SIGKILLs what containers of
 // its node (and of agents whose data dirs are under Work) are still
-// running, and removes the work dir unless kept.
+// running, and any other process whose working directory is under Work,
+// and removes the work dir unless kept.
 func (l *Launched) Close() {
 	if !l.Exited() {
 		if _, err := l.Stop(); err != nil {
 			l.logf("%v", err)
 		}
 	}
-	if n := KillLeftoverContainers(l.DataDir); n > 0 {
-		l.logf("killed %d container processes left running by the server's node agent", n)
+	if n := KillLeftoverContainers(l.Work); n > 0 {
+		l.logf("killed %d container processes left running by the node agents", n)
+	}
+	if n := KillProcessesIn(l.Work); n > 0 {
+		l.logf("killed %d more processes running in %s", n, l.Work)
 	}
 	if l.keep {
 		l.logf("data dirs and logs kept in %s", l.Work)

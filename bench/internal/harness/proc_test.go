@@ -118,3 +118,34 @@ func TestExpect(t *testing.T) {
 		t.Error("never met")
 	}
 }
+
+func TestKillProcessesIn(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "containers", "x", "rootfs")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := exec.Command("sleep", "60")
+	in.Dir = sub
+	out := exec.Command("sleep", "60")
+	out.Dir = os.TempDir()
+	for _, c := range []*exec.Cmd{in, out} {
+		if err := c.Start(); err != nil {
+			t.Skip(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	}
+	if n := KillProcessesIn(dir); n != 1 {
+		t.Errorf("killed %d, want 1", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("the process under dir was not killed")
+	}
+	if _, err := startTime(out.Process.Pid); err != nil {
+		t.Errorf("the process elsewhere is gone: %v", err)
+	}
+}
