@@ -56,6 +56,7 @@ type config struct {
 	liveness    int
 	threshold   int32
 	portBase    int
+	ownAgent    bool
 	keep        bool
 }
 
@@ -79,6 +80,7 @@ func main() {
 	flag.DurationVar(&c.window, "window", 10*time.Second, "measuring window of each step")
 	flag.IntVar(&c.liveness, "liveness", 5, "liveness restarts timed (one pod each)")
 	flag.Var((*int32Value)(&c.threshold), "threshold", "failureThreshold of the liveness measure (period 1 s)")
+	flag.BoolVar(&c.ownAgent, "agent", false, "run the pods on a second node, a `k1s agent` process joined to the server, and measure that process alone (its CPU with no baseline to subtract but its own idle one, its RSS)")
 	flag.IntVar(&c.portBase, "port-base", 20000, "first port tried for the pods' k1s app (each pod its own)")
 	flag.BoolVar(&header, "header", true, "print the markdown table header")
 	flag.BoolVar(&c.keep, "keep", false, "keep the data dir, logs and probe files")
@@ -141,6 +143,11 @@ type bench struct {
 	c     kubernetes.Interface
 	node  string
 	ports *portPicker
+	// The measured process: the server (its node agent inside) or, with
+	// -agent, the joined agent; and where its node keeps container logs.
+	pid    int
+	what   string
+	logDir string
 }
 
 func (b *bench) log(format string, args ...any) {
@@ -159,12 +166,34 @@ func (b *bench) run(ctx context.Context) error {
 	if b.c, err = kubernetes.NewForConfig(srv.Config); err != nil {
 		return err
 	}
-	if b.node, err = waitReadyNode(ctx, b.c, 30*time.Second); err != nil {
+	if b.node, err = waitReadyNode(ctx, b.c, "", 30*time.Second); err != nil {
 		return err
 	}
 	if b.node == "" {
 		b.table.Add("kubelet measures", "n/a (no Ready node within 30s)", "")
 		return nil
+	}
+	b.pid, b.what, b.logDir = srv.PID(), "server process", filepath.Join(srv.DataDir, "agent", "logs")
+	if b.ownAgent {
+		dir := filepath.Join(srv.Work, "agent-n2")
+		agent, err := harness.StartAgent(b.binary, srv.Server, dir, "bench-agent", "--stop-pods-on-exit")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := agent.Stop(); err != nil {
+				b.log("%v", err)
+			}
+		}()
+		if b.node, err = waitReadyNode(ctx, b.c, "bench-agent", 60*time.Second); err != nil {
+			return err
+		}
+		if b.node == "" {
+			b.table.Add("kubelet measures", "n/a (the joined agent's node not Ready within 60s)", "")
+			return nil
+		}
+		b.pid, b.what, b.logDir = agent.PID(), "`k1s agent` process (2nd node)", filepath.Join(dir, "logs")
+		b.log("measuring agent pid %d, node %s", agent.PID(), b.node)
 	}
 	if err := harness.EnsureNamespace(ctx, b.c, ns); err != nil {
 		return err
@@ -173,18 +202,18 @@ func (b *bench) run(ctx context.Context) error {
 	if b.only["probes"] {
 		// Idle baseline first, before any pod exists.
 		harness.Sleep(ctx, b.settle)
-		c0, err := harness.ReadCPU(srv.PID())
+		c0, err := harness.ReadCPU(b.pid)
 		if err != nil {
 			return err
 		}
 		t0 := time.Now()
 		harness.Sleep(ctx, b.baseline)
-		c1, err := harness.ReadCPU(srv.PID())
+		c1, err := harness.ReadCPU(b.pid)
 		if err != nil {
 			return err
 		}
 		idle = perWall(c1, c0, time.Since(t0))
-		b.log("idle server CPU %.1f %% of one core over %s", 100*idle.Self.Seconds(), b.baseline)
+		b.log("idle %s CPU %.1f %% of one core over %s", b.what, 100*idle.Self.Seconds(), b.baseline)
 	}
 	if b.only["liveness"] {
 		if err := b.livenessRestarts(ctx); err != nil {
@@ -210,26 +239,31 @@ func perWall(c1, c0 harness.CPU, wall time.Duration) harness.CPU {
 	}
 }
 
-func waitReadyNode(ctx context.Context, c kubernetes.Interface, wait time.Duration) (string, error) {
-	var name string
+// waitReadyNode returns the name of a Ready node (the one named, or any
+// when name is ""), or "" if none is within wait.
+func waitReadyNode(ctx context.Context, c kubernetes.Interface, name string, wait time.Duration) (string, error) {
+	var found string
 	var err error
-	harness.WaitFor(ctx, wait, func() bool {
+	harness.WaitEvery(ctx, 100*time.Millisecond, wait, func() bool {
 		var nodes *corev1.NodeList
 		nodes, err = c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
 		}
 		for _, n := range nodes.Items {
+			if name != "" && n.Name != name {
+				continue
+			}
 			for _, cond := range n.Status.Conditions {
 				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-					name = n.Name
+					found = n.Name
 					return true
 				}
 			}
 		}
 		return false
 	})
-	return name, err
+	return found, err
 }
 
 // memAvailable is MemAvailable from /proc/meminfo, in bytes (0 if unknown).
