@@ -20,6 +20,15 @@ type mode struct {
 	nodeName string
 }
 
+// prefix keeps pod names apart between modes: the tracker keys its times
+// by name, and a name reused from the previous mode read the old pod's.
+func (m mode) prefix() string {
+	if m.nodeName != "" {
+		return "bound"
+	}
+	return "sched"
+}
+
 // result of one start-up measure: Running and Ready values, and whether
 // the next measures of the mode are worth running.
 type result struct {
@@ -34,7 +43,7 @@ func failed(msg string) result { return result{"n/a: " + msg, "n/a: " + msg, fal
 func (b *bench) singles(ctx context.Context, c kubernetes.Interface, tr *tracker, m mode) result {
 	var run, rdy []time.Duration
 	for i := 0; i < b.single; i++ {
-		name := fmt.Sprintf("single-%03d", i)
+		name := fmt.Sprintf("%s-single-%03d", m.prefix(), i)
 		t0 := time.Now()
 		if _, err := c.CoreV1().Pods(ns).Create(ctx, sleepPod(name, m.nodeName), metav1.CreateOptions{}); err != nil {
 			return failed("create: " + err.Error())
@@ -64,7 +73,7 @@ func (b *bench) burstStart(ctx context.Context, clients []kubernetes.Interface, 
 	names := make([]string, b.burst)
 	starts := make([]time.Time, b.burst)
 	for i := range names {
-		names[i] = fmt.Sprintf("burst-%03d", i)
+		names[i] = fmt.Sprintf("%s-burst-%03d", m.prefix(), i)
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
