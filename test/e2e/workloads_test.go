@@ -193,3 +193,52 @@ spec:
 		t.Errorf("orphans keep ownerReferences: %s", refs)
 	}
 }
+
+func TestDaemonSetAndCronJob(t *testing.T) {
+	s := SharedServer(t)
+	ns := s.Namespace(t)
+	s.MustApply(t, ns, `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent}
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: busybox, command: ['sh', '-c', 'sleep 3600']}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: every-minute}
+spec:
+  schedule: "* * * * *"
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: busybox, command: ['sh', '-c', 'echo tick']}]
+`)
+	nodes := len(strings.Fields(s.MustKubectl(t, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")))
+	Eventually(t, 60*time.Second, "one daemon pod per node", func() (bool, string) {
+		r := s.Jsonpath(t, ns, "ds/node-agent", "{.status.desiredNumberScheduled} {.status.numberReady}")
+		return r == fmt.Sprintf("%d %d", nodes, nodes), r
+	})
+	MatchLines(t, s.MustKubectl(t, "get", "ds", "-n", ns), `^NAME\s+DESIRED\s+CURRENT\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+NODE SELECTOR\s+AGE$`,
+		fmt.Sprintf(`^node-agent\s+%d\s+%d\s+%d\s+%d\s+%d\s+<none>\s+\d+s$`, nodes, nodes, nodes, nodes, nodes))
+	s.MustKubectl(t, "set", "env", "ds/node-agent", "-n", ns, "V=2")
+	Contains(t, s.MustKubectl(t, "rollout", "status", "ds/node-agent", "-n", ns, "--timeout=90s"), `daemon set "node-agent" successfully rolled out`)
+	// a manual run from the CronJob's template, and the scheduled one within a minute
+	Contains(t, s.MustKubectl(t, "create", "job", "manual", "--from=cronjob/every-minute", "-n", ns), "job.batch/manual created")
+	s.MustKubectl(t, "wait", "--for=condition=Complete", "job/manual", "-n", ns, "--timeout=60s")
+	Eventually(t, 90*time.Second, "a scheduled run", func() (bool, string) {
+		r := s.Jsonpath(t, ns, "cronjob/every-minute", "{.status.lastScheduleTime}")
+		return r != "", r
+	})
+	Eventually(t, 60*time.Second, "CronJob events", func() (bool, string) {
+		ev := s.MustKubectl(t, "get", "events", "-n", ns, "-o", `jsonpath={range .items[*]}{.involvedObject.kind} {.reason} {.message}{"\n"}{end}`)
+		return strings.Contains(ev, "CronJob SuccessfulCreate Created job every-minute-") && strings.Contains(ev, "CronJob SawCompletedJob Saw completed job: every-minute-"), ev
+	})
+}
