@@ -291,7 +291,9 @@ func (s *Store) PodMetrics(now time.Time, pods ...*metav1.PartialObjectMetadata)
 				continue
 			}
 			pm.Containers = append(pm.Containers, metricsv1beta1.ContainerMetrics{Name: name, Usage: u})
-			if pm.Timestamp.IsZero() || ts.Before(&pm.Timestamp) {
+			// oldest point wins; on a tie the longest window (the oldest
+			// previous point), whatever the map's order
+			if pm.Timestamp.IsZero() || ts.Before(&pm.Timestamp) || (ts.Equal(&pm.Timestamp) && window.Duration > pm.Window.Duration) {
 				pm.Timestamp, pm.Window = ts, window
 			}
 		}
