@@ -242,3 +242,57 @@ spec:
 		return strings.Contains(ev, "CronJob SuccessfulCreate Created job every-minute-") && strings.Contains(ev, "CronJob SawCompletedJob Saw completed job: every-minute-"), ev
 	})
 }
+
+// Endpoints and EndpointSlices follow pods' readiness (seed 000/001):
+// a pod whose readiness probe fails moves to NotReadyAddresses.
+func TestEndpointsFollowReadiness(t *testing.T) {
+	s := SharedServer(t)
+	ns := s.Namespace(t)
+	s.MustApply(t, ns, `apiVersion: v1
+kind: ReplicationController
+metadata: {name: readiness-rc}
+spec:
+  replicas: 2
+  selector: {app: readiness}
+  template:
+    metadata: {labels: {app: readiness}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: ['sh', '-c', 'touch healthy; sleep 3600']
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe:
+          exec: {command: [cat, healthy]}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: readiness-svc}
+spec:
+  type: LoadBalancer
+  selector: {app: readiness}
+  ports: [{name: http, port: 8080, targetPort: http}]
+`)
+	Eventually(t, 60*time.Second, "2 ready endpoints", func() (bool, string) {
+		r := s.Kubectl(t, "get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=readiness-svc", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
+		return r.Stdout == "true true", r.Stdout
+	})
+	pods := strings.Fields(s.MustKubectl(t, "get", "pods", "-n", ns, "-l", "app=readiness", "-o", "jsonpath={.items[*].metadata.name}"))
+	s.MustKubectl(t, "exec", pods[0], "-n", ns, "--", "rm", "healthy")
+	Eventually(t, 30*time.Second, "pod not ready", func() (bool, string) {
+		r := s.Jsonpath(t, ns, "pod/"+pods[0], `{.status.conditions[?(@.type=="Ready")].status}`)
+		return r == "False", r
+	})
+	Eventually(t, 10*time.Second, "NotReadyAddresses", func() (bool, string) {
+		r := s.Kubectl(t, "describe", "endpoints", "readiness-svc", "-n", ns)
+		return strings.Contains(r.Stdout, "NotReadyAddresses:  "), r.Stdout
+	})
+	r := s.Kubectl(t, "describe", "endpoints", "readiness-svc", "-n", ns)
+	MatchLines(t, r.Stdout, `^Name:\s+readiness-svc$`, `^\s+Addresses:\s+\S+$`, `^\s+NotReadyAddresses:\s+\S+$`, `^\s+Name\s+Port\s+Protocol$`, `^\s+http\s+8080\s+TCP$`)
+	Contains(t, r.Stderr, "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
+	out := s.MustKubectl(t, "get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=readiness-svc", "-o", `jsonpath={range .items[*].endpoints[*]}{.targetRef.name}={.conditions.ready}/{.conditions.serving}/{.conditions.terminating}{"\n"}{end}`)
+	Contains(t, out, pods[0]+"=false/false/false", pods[1]+"=true/true/false")
+	MatchLines(t, s.MustKubectl(t, "get", "svc", "readiness-svc", "-n", ns), `^readiness-svc\s+LoadBalancer\s+10\.43\.\d+\.\d+\s+\S+\s+8080:3\d{4}/TCP\s+\d+s$`)
+}
