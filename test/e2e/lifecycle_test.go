@@ -436,3 +436,31 @@ spec:
 		return strings.Contains(body, "Hostname : web"), body
 	})
 }
+
+// kubectl attach -i feeds the main process's stdin (stdinOnce: the stream
+// closes at EOF and the container ends).
+func TestAttach(t *testing.T) {
+	s := SharedServer(t)
+	ns := s.Namespace(t)
+	s.MustApply(t, ns, `apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    stdin: true
+    stdinOnce: true
+    command: ['sh', '-c', 'while read l; do echo got $l; done; echo bye']
+`)
+	s.MustKubectl(t, "wait", "--for=condition=Ready", "pod/once", "-n", ns, "--timeout=60s")
+	r := s.KubectlIn(t, "hello\n", "attach", "-i", "once", "-n", ns)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "got hello\nbye\n") {
+		t.Errorf("attach: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	Eventually(t, 30*time.Second, "Succeeded", func() (bool, string) {
+		p := s.Jsonpath(t, ns, "pod/once", "{.status.phase}")
+		return p == "Succeeded", p
+	})
+}
