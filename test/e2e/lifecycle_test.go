@@ -464,3 +464,24 @@ spec:
 		return p == "Succeeded", p
 	})
 }
+
+func TestLogsFollow(t *testing.T) {
+	s := SharedServer(t)
+	ns := s.Namespace(t)
+	s.MustApply(t, ns, `apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done']
+`)
+	s.MustKubectl(t, "wait", "--for=condition=Ready", "pod/ticker", "-n", ns, "--timeout=60s")
+	f := s.WatchOutput(t, "logs", "-f", "ticker", "-n", ns)
+	Eventually(t, 20*time.Second, "followed lines", func() (bool, string) { return f.Matches(`tick 3`), f.String() })
+	if out := s.MustKubectl(t, "logs", "ticker", "-n", ns, "--since=1h"); !strings.Contains(out, "tick 0") {
+		t.Errorf("--since=1h: %q", out)
+	}
+}
