@@ -149,6 +149,9 @@ type Kubelet struct {
 	rates    rateCache // CPU usage rates for /stats/summary
 	// deadlineEvents: pods whose DeadlineExceeded event was emitted.
 	deadlineEvents sync.Map
+	// mountRefused: when each pod's volumes were first refused (uid ->
+	// time.Time), until they mount.
+	mountRefused sync.Map
 }
 
 // New checks the dependencies and builds the kubelet; nothing runs before Run.

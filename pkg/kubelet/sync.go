@@ -12,6 +12,7 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/status"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -29,6 +30,11 @@ const (
 	// mountRequeue: volumes that could not be set up (a ConfigMap not yet
 	// created) are retried sooner, as upstream's volume manager does.
 	mountRequeue = 2 * time.Second
+	// authorizerGrace: for this long after a pod's volumes are first
+	// refused (the Node authorizer has not seen the pod's binding yet) the
+	// mount is retried every authorizerRetry without a FailedMount event.
+	authorizerGrace = 2 * time.Second
+	authorizerRetry = 50 * time.Millisecond
 )
 
 // step runs one level-triggered step of a pod's worker and returns when to
@@ -188,9 +194,18 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	}
 
 	if _, err := k.volumes.Setup(ctx, pod, state.IPs(k.hostIP)); err != nil {
+		if apierrors.IsForbidden(err) {
+			// Right after the pod is bound to this node the Node
+			// authorizer may not know it yet: retry soon, quietly.
+			first, _ := k.mountRefused.LoadOrStore(pod.UID, k.clock.Now())
+			if k.clock.Since(first.(time.Time)) < authorizerGrace {
+				return false, authorizerRetry
+			}
+		}
 		k.recorder.Event(podRef(pod), v1.EventTypeWarning, "FailedMount", err.Error())
 		return false, mountRequeue
 	}
+	k.mountRefused.Delete(pod.UID)
 	k.probes.AddPod(pod)
 
 	actions := computePodActions(pod, state, k.probes)
@@ -297,6 +312,7 @@ func (k *Kubelet) cleanupPod(ctx context.Context, pod *v1.Pod) {
 	k.probes.RemovePod(pod)
 	k.pleg.forget(pod.UID)
 	k.deadlineEvents.Delete(pod.UID)
+	k.mountRefused.Delete(pod.UID)
 }
 
 // removeRuntimePod kills and removes every container and sandbox of uid on

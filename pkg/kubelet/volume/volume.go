@@ -392,12 +392,20 @@ func (m *Manager) tokenFile(ctx context.Context, pod *v1.Pod, s *v1.ServiceAccou
 	}
 	now := m.clock.Now()
 	tok, expiry, err := m.src.ServiceAccountToken(ctx, pod, s.Audience, exp)
-	if err != nil || tok == "" {
-		tok, expiry = PlaceholderToken, now.Add(time.Duration(exp)*time.Second)
+	refreshAt = now.Add(expiry.Sub(now) * 8 / 10)
+	switch {
+	case err == nil && tok != "":
+	case err == nil || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err):
+		// the API server cannot issue tokens: a placeholder, asked again
+		// at the next refresh
+		tok, refreshAt = PlaceholderToken, now
+	default:
+		// refused (the Node authorizer does not know the pod yet) or
+		// failed: the mount fails and is retried, never a placeholder
+		return nil, err
 	}
-	life := expiry.Sub(now)
 	m.mu.Lock()
-	m.tokens[path] = now.Add(life * 8 / 10)
+	m.tokens[path] = refreshAt
 	m.mu.Unlock()
 	return map[string]file{s.Path: {[]byte(tok), mode(nil, def)}}, nil
 }

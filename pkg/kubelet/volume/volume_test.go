@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,9 @@ func TestSetup(t *testing.T) {
 		{name: "service account volume", vol: apiAccess(), files: map[string]string{"token": "jwt", "ca.crt": "CA", "namespace": "s05"}},
 		{name: "token request unsupported", vol: apiAccess(), src: src{tokenErr: apierrors.NewNotFound(schema.GroupResource{}, "token")},
 			files: map[string]string{"token": PlaceholderToken}},
+		{name: "token request refused", vol: apiAccess(), src: src{tokenErr: apierrors.NewForbidden(schema.GroupResource{Resource: "serviceaccounts/token"}, "default",
+			errors.New("no relationship found between node 'vm' and this object"))},
+			wantErr: `MountVolume.SetUp failed for volume "kube-api-access-x" : serviceaccounts/token "default" is forbidden: no relationship found between node 'vm' and this object`},
 		{name: "emptyDir", vol: v1.Volume{Name: "shared", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}, files: map[string]string{}},
 		{name: "configMap", vol: v1.Volume{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}}}},
 			files: map[string]string{"a": "1", "b": "2"}},
