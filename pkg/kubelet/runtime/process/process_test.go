@@ -371,10 +371,21 @@ func TestStats(t *testing.T) {
 	if st.MemoryWorkingSetBytes == 0 || st.MemoryRSSBytes == 0 || st.MemoryRSSBytes > st.MemoryWorkingSetBytes {
 		t.Errorf("memory: working set %d rss %d", st.MemoryWorkingSetBytes, st.MemoryRSSBytes)
 	}
+	// the one-pass listing reads the same process group
+	all, err := f.r.ListContainerStats(f.ctx, []string{id, "no-such-container"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := all[id]; l == nil || l.CPUUsageNanoSeconds < st.CPUUsageNanoSeconds || l.MemoryWorkingSetBytes == 0 {
+		t.Errorf("ListContainerStats = %+v, ContainerStats = %+v", l, st)
+	}
+	if _, ok := all["no-such-container"]; ok {
+		t.Errorf("ListContainerStats reports an unknown container")
+	}
 	if err := f.r.StopContainer(f.ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
-	st, err := f.r.ContainerStats(f.ctx, id)
+	st, err = f.r.ContainerStats(f.ctx, id)
 	if err != nil || st.CPUUsageNanoSeconds != 0 {
 		t.Errorf("stats of an exited container = %+v, %v", st, err)
 	}

@@ -76,3 +76,74 @@ func readMemory(pid int) (rss, anon uint64, err error) {
 	}
 	return rss, anon, sc.Err()
 }
+
+// ListContainerStats implements runtime.ContainerStatsLister: one pass
+// over /proc for all the containers.
+func (r *Runtime) ListContainerStats(ctx context.Context, ids []string) (map[string]*runtime.ContainerStats, error) {
+	type want struct {
+		id    string
+		pid   int
+		start uint64
+	}
+	var ws []want
+	r.mu.Lock()
+	for _, id := range ids {
+		c := r.containers[id]
+		if c == nil {
+			continue
+		}
+		w := want{id: id}
+		if c.state != nil && c.state.Status == statusRunning {
+			w.pid, w.start = c.state.PID, c.state.PIDStart
+		}
+		ws = append(ws, w)
+	}
+	r.mu.Unlock()
+	groups := map[int][]procStat{}
+	pidsOf := map[int][]int{}
+	if entries, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			st, err := readProcStat(pid)
+			if err != nil {
+				continue
+			}
+			groups[st.PGID] = append(groups[st.PGID], st)
+			pidsOf[st.PGID] = append(pidsOf[st.PGID], pid)
+		}
+	}
+	now := r.clock.Now()
+	out := make(map[string]*runtime.ContainerStats, len(ws))
+	for _, w := range ws {
+		s := &runtime.ContainerStats{Timestamp: now}
+		out[w.id] = s
+		if w.pid <= 0 {
+			continue
+		}
+		members := groups[w.pid]
+		leaderOK := false
+		for i, ps := range members {
+			if pidsOf[w.pid][i] == w.pid && (w.start == 0 || ps.StartTime == w.start) {
+				leaderOK = true
+			}
+		}
+		if !leaderOK {
+			continue
+		}
+		for i, ps := range members {
+			s.CPUUsageNanoSeconds += (ps.UTime + ps.STime + ps.CUTime + ps.CSTime) * nsPerClockTick
+			rss, anon, err := readMemory(pidsOf[w.pid][i])
+			if err != nil {
+				continue
+			}
+			s.MemoryWorkingSetBytes += rss
+			s.MemoryRSSBytes += anon
+		}
+	}
+	return out, nil
+}
+
+var _ runtime.ContainerStatsLister = (*Runtime)(nil)
