@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/kubelet/runtime/process"
 )
 
 // maxExecSyncOutput caps what ExecSync keeps of each stream.
@@ -189,27 +190,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, streams run
 }
 
 func execPipes(ctx context.Context, x *exec.Cmd, pidFile string, streams runtime.Streams) error {
-	var stdin io.WriteCloser
-	if streams.Stdin != nil {
-		var err error
-		if stdin, err = x.StdinPipe(); err != nil {
-			return err
-		}
-	}
-	if streams.Stdout != nil {
-		x.Stdout = streams.Stdout
-	}
-	if streams.Stderr != nil {
-		x.Stderr = streams.Stderr
-	}
-	if err := x.Start(); err != nil {
+	if err := process.StartWithStreams(x, streams); err != nil {
 		return fmt.Errorf("failed to exec in container: %w", err)
-	}
-	if stdin != nil {
-		go func() {
-			_, _ = io.Copy(stdin, streams.Stdin)
-			stdin.Close()
-		}()
 	}
 	return waitOrKill(ctx, x, pidFile)
 }

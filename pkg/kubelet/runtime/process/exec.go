@@ -126,27 +126,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, streams run
 }
 
 func execPipes(ctx context.Context, x *exec.Cmd, streams runtime.Streams) error {
-	var stdin io.WriteCloser
-	if streams.Stdin != nil {
-		var err error
-		if stdin, err = x.StdinPipe(); err != nil {
-			return err
-		}
-	}
-	if streams.Stdout != nil {
-		x.Stdout = streams.Stdout
-	}
-	if streams.Stderr != nil {
-		x.Stderr = streams.Stderr
-	}
-	if err := x.Start(); err != nil {
+	if err := StartWithStreams(x, streams); err != nil {
 		return fmt.Errorf("failed to exec in container: failed to start exec: %w", err)
-	}
-	if stdin != nil {
-		go func() {
-			_, _ = io.Copy(stdin, streams.Stdin)
-			stdin.Close()
-		}()
 	}
 	err := waitOrKill(ctx, x)
 	if ctx.Err() != nil {
@@ -255,3 +236,32 @@ func (e eioIsEOF) Read(p []byte) (int, error) {
 }
 
 func (e eioIsEOF) Close() error { return e.f.Close() }
+
+// StartWithStreams connects a command's stdio to an exec's streams (stdin
+// copied in, closed at EOF) and starts it; the oci runtime's `runc exec`
+// shares it. The error is Start's, unwrapped.
+func StartWithStreams(x *exec.Cmd, streams runtime.Streams) error {
+	var stdin io.WriteCloser
+	if streams.Stdin != nil {
+		var err error
+		if stdin, err = x.StdinPipe(); err != nil {
+			return err
+		}
+	}
+	if streams.Stdout != nil {
+		x.Stdout = streams.Stdout
+	}
+	if streams.Stderr != nil {
+		x.Stderr = streams.Stderr
+	}
+	if err := x.Start(); err != nil {
+		return err
+	}
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(stdin, streams.Stdin)
+			stdin.Close()
+		}()
+	}
+	return nil
+}
