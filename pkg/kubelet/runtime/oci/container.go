@@ -120,7 +120,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	spec, err := buildSpec(specInput{
 		id: id, rootfs: rootfs, hostname: sb.Hostname, sandbox: r.sandboxDir(sandboxID),
-		cfg: cfg, img: img, cgroup: filepath.Join(r.opts.CgroupParent, id),
+		cfg: cfg, img: img, cgroup: filepath.Join(r.opts.CgroupParent, id), netns: sb.NetNSPath,
 	})
 	if err != nil {
 		cleanup()

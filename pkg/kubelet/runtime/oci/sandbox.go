@@ -23,6 +23,9 @@ const shmSize = 64 << 20
 type sandboxRecord struct {
 	ID       string
 	Hostname string
+	// NetNSPath is the pod's pinned network namespace; empty for
+	// hostNetwork pods.
+	NetNSPath string `json:",omitempty"`
 }
 
 // RunPodSandbox implements runtime.Runtime. A sandbox is a directory with

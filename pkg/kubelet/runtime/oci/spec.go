@@ -180,6 +180,9 @@ type specInput struct {
 	cfg      *runtime.ContainerConfig
 	img      *image.Image
 	cgroup   string
+	// netns is the pod's network namespace (a pinned path); empty: the
+	// host network.
+	netns string
 }
 
 func buildSpec(in specInput) (*specs.Spec, error) {
@@ -218,13 +221,15 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
-				// No network namespace yet: containers share the host's.
 			},
 			CgroupsPath:   in.cgroup,
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 			Resources:     resources(in.cfg.Resources),
 		},
+	}
+	if in.netns != "" {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.netns})
 	}
 	if in.cfg.Privileged {
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
