@@ -39,6 +39,9 @@ type Options struct {
 	KubeletPort    int
 	ClusterDNS     string
 	StopPodsOnExit bool
+	// DefaultRuntime and RegistryConfig: see NodeConfig.
+	DefaultRuntime string
+	RegistryConfig string
 	// Ready is closed once the Node is registered (nil allowed).
 	Ready chan<- struct{}
 }
@@ -56,7 +59,9 @@ func Main(args []string) int {
 	fs.StringVar(&o.NodeIP, "node-ip", "", "the node's InternalIP, where the API server reaches its kubelet (default the address used to reach the server)")
 	fs.IntVar(&o.KubeletPort, "kubelet-port", DefaultKubeletPort, "port of the kubelet API (0 picks a free one; the default falls back to a free one when taken)")
 	fs.StringVar(&o.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address given to pods")
-	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", false, "stop this node's containers when the agent stops (default: leave them running for the next start to adopt)")
+	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", true, "stop this node's pods gracefully when the agent stops (--stop-pods-on-exit=false leaves them running for the next start to adopt)")
+	fs.StringVar(&o.DefaultRuntime, "default-runtime", "", "runtime of pods that name no RuntimeClass: oci or host (default oci when running as root with runc installed, else host)")
+	fs.StringVar(&o.RegistryConfig, "registry-config", "", "registries.yaml with registry mirrors, rewrites, auth and TLS (k3s format)")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	fs.AddGoFlagSet(klogFlags)
@@ -153,6 +158,8 @@ func Run(ctx context.Context, o Options) error {
 		StopPodsOnExit: o.StopPodsOnExit,
 		Port:           o.KubeletPort,
 		Ready:          o.Ready,
+		DefaultRuntime: o.DefaultRuntime,
+		RegistryConfig: o.RegistryConfig,
 	})
 }
 

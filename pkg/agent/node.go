@@ -48,6 +48,11 @@ type NodeConfig struct {
 	Port int
 	// Ready is closed once the Node is registered (nil allowed).
 	Ready chan<- struct{}
+	// DefaultRuntime runs pods without a RuntimeClass: "oci", "host", or
+	// empty for oci when it can run here, else host (with a warning).
+	DefaultRuntime string
+	// RegistryConfig is a registries.yaml for the oci runtime's pulls.
+	RegistryConfig string
 }
 
 // RunNode runs the node agent until ctx ends.
@@ -60,10 +65,25 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 		return fmt.Errorf("host runtime: %w", err)
 	}
 	runtimes := map[string]kruntime.Runtime{"host": host}
+	def := c.DefaultRuntime
 	if oci, err := ociRuntime(c); err != nil {
-		klog.InfoS("oci runtime unavailable; pods run on the host runtime", "reason", err)
+		switch def {
+		case "oci":
+			return fmt.Errorf("--default-runtime oci: %w", err)
+		case "":
+			klog.InfoS("WARNING: the oci runtime cannot run here; pods run on the host runtime (no isolation, no images)", "reason", err)
+		}
 	} else {
 		runtimes["oci"] = oci
+		if def == "" {
+			def = "oci"
+		}
+	}
+	if def == "" {
+		def = "host"
+	}
+	if _, ok := runtimes[def]; !ok {
+		return fmt.Errorf("--default-runtime %q: unknown runtime (oci or host)", def)
 	}
 	var dns []string
 	if c.ClusterDNS != "" {
@@ -74,7 +94,7 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 		NodeName:       c.NodeName,
 		NodeIP:         c.NodeIP,
 		Runtimes:       runtimes,
-		DefaultRuntime: "host",
+		DefaultRuntime: def,
 		RootDir:        c.Dir,
 		Clock:          clock.RealClock{},
 		ServerAddress:  c.NodeIP,
@@ -129,6 +149,8 @@ func runLocal(ctx context.Context, env *server.Env) error {
 		ClusterDNS:     o.ClusterDNS,
 		StopPodsOnExit: o.StopPodsOnExit,
 		Port:           FreePortOr(nodeIP, DefaultKubeletPort),
+		DefaultRuntime: o.DefaultRuntime,
+		RegistryConfig: o.RegistryConfig,
 	})
 }
 
@@ -169,9 +191,8 @@ func Version() string {
 }
 
 // ociRuntime is the isolating runtime (runc, images from the node's store),
-// offered as RuntimeClass "oci" when runc is installed. The host runtime
-// stays the default until the kubelet pulls and the examples name images
-// that are present.
+// offered as RuntimeClass "oci" and the default runtime when it can run
+// here (root, runc installed).
 func ociRuntime(c NodeConfig) (kruntime.Runtime, error) {
 	if _, err := oci.Available(); err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ func runControllers(ctx context.Context, env *server.Env) error {
 		Informers:  factory,
 		Clock:      clock.RealClock{},
 		RootCA:     env.CAPEM,
+		// --allocate-node-cidrs: every Node gets a spec.podCIDR.
+		ClusterCIDR: env.Options.ClusterCIDR,
+		ServiceCIDR: env.Options.ServiceCIDR,
 		NodeLifecycle: manager.NodeLifecycleOptions{
 			NodeMonitorGracePeriod: env.Options.NodeMonitorGracePeriod,
 		},

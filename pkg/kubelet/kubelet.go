@@ -143,6 +143,7 @@ type Kubelet struct {
 	readyOnce    sync.Once
 	lastReported time.Time
 	lastNode     *v1.Node
+	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
 
 	termMsgs sync.Map // runtime container id -> termination message
 	pullErrs pullErrors

@@ -59,6 +59,12 @@ func (k *Kubelet) registerRuntimeClasses(ctx context.Context) {
 func (k *Kubelet) nodeLoop(ctx context.Context) {
 	for {
 		wait := nodeStatusUpdateFrequency
+		if k.awaitingPodCIDR() {
+			// the node IPAM controller assigns it right after registration;
+			// pods on the pod network wait for it (upstream: the runtime's
+			// NetworkReady), so look again soon.
+			wait = podCIDRPollInterval
+		}
 		if err := k.syncNode(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -104,6 +110,7 @@ func (k *Kubelet) syncNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	k.updatePodCIDR(node.Spec.PodCIDR)
 	// keep our labels
 	if missing := k.missingLabels(node); len(missing) > 0 {
 		n := node.DeepCopy()
@@ -140,6 +147,54 @@ func (k *Kubelet) syncNode(ctx context.Context) error {
 	k.nodeMu.Unlock()
 	k.signalReady()
 	return nil
+}
+
+// podCIDRPollInterval is how often the node is read while it has no
+// spec.podCIDR yet and a runtime needs one.
+const podCIDRPollInterval = 100 * time.Millisecond
+
+// podCIDRSetter is a runtime with pod networking (CRI's
+// UpdateRuntimeConfig): it learns the node's pod CIDR from the kubelet.
+type podCIDRSetter interface {
+	SetPodCIDR(cidr string) error
+}
+
+func (k *Kubelet) awaitingPodCIDR() bool {
+	k.nodeMu.Lock()
+	have := k.podCIDR != ""
+	k.nodeMu.Unlock()
+	if have {
+		return false
+	}
+	for _, rt := range k.runtimes.all() {
+		if _, ok := rt.(podCIDRSetter); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// updatePodCIDR hands a new Node.spec.podCIDR to the runtimes, as the
+// kubelet's updatePodCIDR does.
+func (k *Kubelet) updatePodCIDR(cidr string) {
+	k.nodeMu.Lock()
+	same := cidr == k.podCIDR
+	k.nodeMu.Unlock()
+	if cidr == "" || same {
+		return
+	}
+	for _, rt := range k.runtimes.all() {
+		if s, ok := rt.(podCIDRSetter); ok {
+			if err := s.SetPodCIDR(cidr); err != nil {
+				log.Printf("kubelet: pod CIDR %s: %v", cidr, err)
+				return
+			}
+		}
+	}
+	log.Printf("kubelet: pod CIDR %s", cidr)
+	k.nodeMu.Lock()
+	k.podCIDR = cidr
+	k.nodeMu.Unlock()
 }
 
 func (k *Kubelet) signalReady() {

@@ -32,14 +32,24 @@ type Options struct {
 	NodeName      string
 	EtcdEndpoints []string
 	ServiceCIDR   string
-	ClusterDNS    string
-	NodePortRange string
+	// ClusterCIDR is the pod network (one NodeCIDRMaskSize block per node,
+	// given to the Node as spec.podCIDR).
+	ClusterCIDR string
+	ClusterDNS  string
+	// DefaultRuntime runs pods that name no RuntimeClass: "oci" or "host";
+	// empty: oci when it can run here (root and runc), else host.
+	DefaultRuntime string
+	// RegistryConfig is a registries.yaml (k3s format): mirrors, rewrites,
+	// auth and TLS for image pulls.
+	RegistryConfig string
+	NodePortRange  string
 	// DisableAgent runs no node agent in the server.
 	DisableAgent bool
 	// DisableControllers runs neither controllers nor scheduler.
 	DisableControllers bool
 	// StopPodsOnExit: a clean stop also stops the node's containers
-	// (default: they keep running and the next start adopts them).
+	// (the flag's default; false: they keep running and the next start
+	// adopts them).
 	StopPodsOnExit bool
 	// NodeMonitorGracePeriod: missed node status before NotReady (0: 50 s).
 	NodeMonitorGracePeriod time.Duration
@@ -81,6 +91,9 @@ func (o *Options) Defaults() {
 	}
 	if o.ServiceCIDR == "" {
 		o.ServiceCIDR = "10.43.0.0/16"
+	}
+	if o.ClusterCIDR == "" {
+		o.ClusterCIDR = "10.42.0.0/16"
 	}
 	if o.ClusterDNS == "" {
 		o.ClusterDNS = "10.43.0.10"

@@ -105,6 +105,7 @@ func StartNodeAgent(t *testing.T, s *Server, name string, extra ...string) *Node
 	a := &NodeAgent{Name: name, DataDir: t.TempDir()}
 	a.args = []string{"agent", "--server", serverURL(t, s), "--data-dir", a.DataDir,
 		"--node-name", name, "--kubelet-port", "0", "--stop-pods-on-exit"}
+	a.args = append(a.args, defaultRuntimeArgs(extra)...)
 	hasToken := false
 	for _, e := range extra {
 		hasToken = hasToken || strings.HasPrefix(e, "--token")

@@ -85,9 +85,22 @@ func StartServer(dir string, extra ...string) (*Server, error) {
 	return s, s.start()
 }
 
+// defaultRuntimeArgs keeps the tests written for the host runtime on it
+// (their images are only names there) unless the test chooses a default
+// runtime itself: oci is the default only where the machine can run it.
+func defaultRuntimeArgs(extra []string) []string {
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--default-runtime") {
+			return nil
+		}
+	}
+	return []string{"--default-runtime", "host"}
+}
+
 func (s *Server) start() error {
 	// --stop-pods-on-exit: a test run leaves no containers behind.
-	args := append([]string{"server", "--data-dir", s.DataDir, "--https-port", "0", "--stop-pods-on-exit"}, s.args...)
+	args := []string{"server", "--data-dir", s.DataDir, "--https-port", "0", "--stop-pods-on-exit"}
+	args = append(append(args, defaultRuntimeArgs(s.args)...), s.args...)
 	s.cmd = exec.Command(binary, args...)
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
 	pr, pw, err := os.Pipe()

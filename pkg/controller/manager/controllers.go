@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 	"k8s.io/kubernetes/pkg/controller/job"
 	"k8s.io/kubernetes/pkg/controller/namespace"
+	"k8s.io/kubernetes/pkg/controller/nodeipam"
+	"k8s.io/kubernetes/pkg/controller/nodeipam/ipam"
 	"k8s.io/kubernetes/pkg/controller/nodelifecycle"
 	"k8s.io/kubernetes/pkg/controller/podgc"
 	"k8s.io/kubernetes/pkg/controller/replicaset"
@@ -53,6 +56,7 @@ const (
 	TaintEviction         = names.TaintEvictionController
 	Disruption            = names.DisruptionController
 	TTL                   = names.TTLController
+	NodeIpam              = names.NodeIpamController
 )
 
 // DefaultControllers is the set Run starts when Config.Controllers is nil:
@@ -63,7 +67,7 @@ var DefaultControllers = []string{
 	Job, CronJob, TTLAfterFinished,
 	Endpoints, EndpointSlice,
 	GarbageCollector, Namespace, ServiceAccount, RootCACertPublisher, PodGC,
-	NodeLifecycle, TaintEviction, Disruption, TTL,
+	NodeLifecycle, TaintEviction, Disruption, TTL, NodeIpam,
 }
 
 // runFunc runs one controller until ctx is done.
@@ -276,6 +280,35 @@ var constructors = map[string]constructor{
 		}
 		tc := ttl.NewTTLController(ctx, c.informers.Core().V1().Nodes(), client)
 		return func(ctx context.Context) { tc.Run(ctx, 5) }, nil
+	},
+	NodeIpam: func(ctx context.Context, c *controllerContext) (runFunc, error) {
+		if c.cfg.ClusterCIDR == "" { // --allocate-node-cidrs=false
+			return nil, nil
+		}
+		_, cluster, err := net.ParseCIDR(c.cfg.ClusterCIDR)
+		if err != nil {
+			return nil, fmt.Errorf("cluster CIDR: %w", err)
+		}
+		var svc *net.IPNet
+		if c.cfg.ServiceCIDR != "" {
+			if _, svc, err = net.ParseCIDR(c.cfg.ServiceCIDR); err != nil {
+				return nil, fmt.Errorf("service CIDR: %w", err)
+			}
+		}
+		mask := c.cfg.NodeCIDRMaskSize
+		if mask == 0 {
+			mask = 24
+		}
+		client, err := c.clients.Client("node-controller")
+		if err != nil {
+			return nil, err
+		}
+		nc, err := nodeipam.NewNodeIpamController(ctx, c.informers.Core().V1().Nodes(), nil, client,
+			[]*net.IPNet{cluster}, svc, nil, []int{mask}, ipam.RangeAllocatorType)
+		if err != nil {
+			return nil, err
+		}
+		return nc.Run, nil
 	},
 }
 

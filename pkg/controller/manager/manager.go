@@ -49,6 +49,13 @@ type Config struct {
 	TerminatedPodGCThreshold int
 	// MinResyncPeriod: informers resync at a random period in [p, 2p) (12h).
 	MinResyncPeriod time.Duration
+	// ClusterCIDR (e.g. 10.42.0.0/16) and NodeCIDRMaskSize (24): the node
+	// IPAM controller gives every Node a spec.podCIDR from it
+	// (--allocate-node-cidrs). Empty: no node IPAM.
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
+	// ServiceCIDR is kept out of the pod CIDRs it hands out.
+	ServiceCIDR string
 	// Ready, if set, is closed once every controller has been started.
 	Ready chan<- struct{}
 }
@@ -207,6 +214,9 @@ func Run(ctx context.Context, cfg Config) error {
 		run, err := constructors[name](klog.NewContext(ctx, klog.LoggerWithName(logger, name)), cc)
 		if err != nil {
 			return fmt.Errorf("controller manager: starting %s: %w", name, err)
+		}
+		if run == nil { // disabled by its configuration (e.g. no cluster CIDR)
+			continue
 		}
 		ctrls = append(ctrls, started{name, run})
 	}
