@@ -19,7 +19,7 @@ const cliUsage = `Usage:
   k1s image import [--data-dir DIR] [--name REF] FILE...   docker save / OCI layout / rootfs tarballs
   k1s image ls [--data-dir DIR] [-q]
   k1s image rm [--data-dir DIR] REF...
-  k1s image pull [--data-dir DIR] [--insecure-registry HOST:PORT]... REF
+  k1s image pull [--data-dir DIR] [--registry-config FILE] [--insecure-registry HOST:PORT]... REF
 `
 
 // StoreDir is the image store of a data dir (the node agent's
@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var nameFlag *string
 	var quiet *bool
 	var insecure multiFlag
+	var registryConfig *string
 	switch cmd {
 	case "import":
 		nameFlag = fs.String("name", "", "tag the imported image(s) with this reference (required for a rootfs tarball to have a name)")
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "rm", "remove":
 	case "pull":
 		fs.Var(&insecure, "insecure-registry", "registry reached over plain HTTP (repeatable)")
+		registryConfig = fs.String("registry-config", "", "registry mirrors, auth and TLS (k3s registries.yaml format)")
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, cliUsage)
 		return 0
@@ -142,6 +144,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if fs.NArg() != 1 {
 			fmt.Fprint(stderr, cliUsage)
 			return 2
+		}
+		if *registryConfig != "" {
+			c, err := LoadRegistryConfig(*registryConfig)
+			if err != nil {
+				return fail(err)
+			}
+			s.SetRegistryConfig(c)
 		}
 		img, err := s.Pull(ctx, fs.Arg(0), PullOptions{Insecure: insecure})
 		if err != nil {

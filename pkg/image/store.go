@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -70,7 +71,8 @@ type Image struct {
 // Store is an image store rooted at a directory. Safe for concurrent use
 // by several goroutines and processes.
 type Store struct {
-	root string
+	root       string
+	registries atomic.Pointer[RegistryConfig]
 }
 
 // Open creates (if needed) and opens the store at root.
