@@ -12,6 +12,7 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/status"
 	v1 "k8s.io/api/core/v1"
+	kubeletmetrics "k8s.io/kubernetes/pkg/kubelet/metrics"
 	"k8s.io/kubernetes/pkg/util/parsers"
 )
 
@@ -127,6 +128,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		return "", status.ErrImagePull, err.Error()
 	}
 	d := k.clock.Since(start).Truncate(time.Millisecond)
+	kubeletmetrics.ImagePullDuration.WithLabelValues(kubeletmetrics.GetImageSizeBucket(uint64(st.SizeBytes))).Observe(d.Seconds())
 	k.recorder.Event(ref, v1.EventTypeNormal, "Pulled",
 		fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", requested, d, d, st.SizeBytes))
 	k.imageBackoff.GC()

@@ -144,6 +144,7 @@ type Kubelet struct {
 	lastReported time.Time
 	lastNode     *v1.Node
 	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
+	podStarts    podStartTracker
 
 	termMsgs sync.Map // runtime container id -> termination message
 	pullErrs pullErrors
@@ -157,6 +158,7 @@ type Kubelet struct {
 
 // New checks the dependencies and builds the kubelet; nothing runs before Run.
 func New(deps Dependencies) (*Kubelet, error) {
+	registerMetrics()
 	if deps.KubeClient == nil {
 		return nil, errors.New("kubelet: KubeClient is required")
 	}

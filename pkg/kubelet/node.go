@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kubeletmetrics "k8s.io/kubernetes/pkg/kubelet/metrics"
 )
 
 const (
@@ -91,6 +92,7 @@ func (k *Kubelet) syncNode(ctx context.Context) error {
 		}
 		if err == nil {
 			log.Printf("kubelet: registered node %s", k.nodeName)
+			kubeletmetrics.SetNodeName(types.NodeName(k.nodeName))
 			// some API servers drop status on create: write it
 			if len(created.Status.Conditions) == 0 {
 				created.Status = node.Status

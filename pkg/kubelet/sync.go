@@ -189,6 +189,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	}
 	apiStatus := k.generateStatus(pod, state, false)
 	k.status.SetPodStatus(pod, apiStatus)
+	k.podStarts.observe(pod, apiStatus.Phase, k.clock.Now())
 	if apiStatus.Phase == v1.PodSucceeded || apiStatus.Phase == v1.PodFailed {
 		return true, 0
 	}
@@ -308,6 +309,7 @@ func (k *Kubelet) cleanupPod(ctx context.Context, pod *v1.Pod) {
 	os.RemoveAll(k.podLogDir(pod))
 	k.volumes.Cleanup(pod.UID)
 	k.reasons.remove(pod.UID)
+	k.podStarts.forget(pod.UID)
 	k.status.RemovePod(pod.UID)
 	k.probes.RemovePod(pod)
 	k.pleg.forget(pod.UID)

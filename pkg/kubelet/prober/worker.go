@@ -98,6 +98,7 @@ func (w *worker) run() {
 		if w.containerID != "" {
 			w.results.remove(w.containerID)
 		}
+		w.forgetMetrics()
 		w.m.removeWorker(w)
 	}()
 
@@ -188,10 +189,12 @@ func (w *worker) doProbe(ctx context.Context) (keepGoing bool) {
 		return true // liveness and readiness wait for startup
 	}
 
+	probeStart := w.m.clock.Now()
 	result, err := w.m.prober.probe(ctx, w.key.probeType, w.pod, status, &w.container, w.containerID)
 	if err != nil {
 		return true // probe errored: throw the result away
 	}
+	w.recordProbe(result, w.m.clock.Since(probeStart))
 
 	if w.lastResult == result {
 		w.resultRun++

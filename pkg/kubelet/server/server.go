@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"net/http"
 	"sort"
 	"strconv"
@@ -84,6 +85,9 @@ func New(host Host, opts Options) *Server {
 	}
 	s.mux.HandleFunc("GET /stats/summary", s.summary)
 	s.mux.HandleFunc("GET /metrics/resource", s.metricsResource)
+	// the kubelet's own metrics (pod start, image pulls, probes), as
+	// upstream's /metrics
+	s.mux.Handle("GET /metrics", legacyregistry.Handler())
 	return s
 }
 
