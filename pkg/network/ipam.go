@@ -19,7 +19,7 @@ import (
 
 const lastFile = "last"
 
-func (m *Manager) ipamDir() string  { return filepath.Join(m.cfg.StateDir, "ipam") }
+func (m *Manager) ipamDir() string { return filepath.Join(m.cfg.StateDir, "ipam") }
 func (m *Manager) portsFile(id string) string {
 	return filepath.Join(m.cfg.StateDir, "ports", id+".json")
 }
