@@ -201,6 +201,13 @@ func ociRuntime(c NodeConfig) (kruntime.Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
+	if c.RegistryConfig != "" {
+		rc, err := image.LoadRegistryConfig(c.RegistryConfig)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-config: %w", err)
+		}
+		images.SetRegistryConfig(rc)
+	}
 	return oci.New(oci.Options{
 		RootDir: filepath.Join(c.Dir, "runtime", "oci"),
 		Images:  images,
