@@ -22,7 +22,8 @@ const (
 // (kubeadm:kubelet-bootstrap, kubeadm:node-autoapprove-bootstrap,
 // kubeadm:node-autoapprove-certificate-rotation), plus two k1s needs:
 // reading the cluster CA with the token (trust on first use, see
-// discoverCA) and registering the node's RuntimeClasses.
+// discoverCA), registering the node's RuntimeClasses and running the
+// service proxy as the node.
 type joinPolicy struct {
 	ClusterRoles        []rbacv1.ClusterRole
 	ClusterRoleBindings []rbacv1.ClusterRoleBinding
@@ -53,6 +54,9 @@ func desiredJoinPolicy() joinPolicy {
 			crb("k1s:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", BootstrappersGroup),
 			crb("k1s:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", nodesGroup),
 			crb("k1s:node-runtimeclasses", "k1s:node-runtimeclasses", nodesGroup),
+			// every node runs the service proxy with its own identity
+			// (kube-proxy's role: services, endpointslices, nodes, events)
+			crb("k1s:node-proxier", "system:node-proxier", nodesGroup),
 		},
 		Roles: []rbacv1.Role{{
 			ObjectMeta: metav1.ObjectMeta{Name: "k1s:bootstrap-root-ca", Namespace: metav1.NamespacePublic},
