@@ -41,7 +41,7 @@ func StartAgent(binary string, s *Server, dataDir, nodeName string, args ...stri
 		return nil, err
 	}
 	full := append([]string{"agent", "--server", s.URL, "--token", string(trimSpace(token)),
-		"--data-dir", dataDir, "--node-name", nodeName, "--kubelet-port", "0"}, args...)
+		"--data-dir", dataDir, "--node-name", nodeName, "--kubelet-port", "0"}, withDefaultRuntime(args)...)
 	a.cmd = exec.Command(binary, full...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logFile, a.logFile
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -40,6 +40,17 @@ type Server struct {
 	waitErr error
 }
 
+// withDefaultRuntime puts the benchmarks' pods on the host runtime (their
+// images are only names there) unless args choose a default runtime.
+func withDefaultRuntime(args []string) []string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--default-runtime") {
+			return args
+		}
+	}
+	return append([]string{"--default-runtime", "host"}, args...)
+}
+
 // Start execs `binary server --data-dir dataDir --https-port PORT args...`
 // on a free port picked here (so /readyz can be polled before the server
 // announces itself). The server's output goes to dataDir + ".log".
@@ -64,7 +75,7 @@ func Start(binary, dataDir string, args ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	full := append([]string{"server", "--data-dir", dataDir, "--https-port", fmt.Sprint(port), "--bind-address", "127.0.0.1"}, args...)
+	full := append([]string{"server", "--data-dir", dataDir, "--https-port", fmt.Sprint(port), "--bind-address", "127.0.0.1"}, withDefaultRuntime(args)...)
 	s.cmd = exec.Command(binary, full...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
