@@ -280,10 +280,23 @@ func (r *Runtime) Attach(ctx context.Context, id string, streams runtime.Streams
 	return r.shims.Attach(ctx, c.rec.ShimID, streams)
 }
 
-// PortForward implements runtime.Runtime: containers share the host
-// network, so it dials localhost.
+// PortForward implements runtime.Runtime: it connects to localhost:port
+// inside the sandbox's network namespace (so a server bound to 127.0.0.1
+// in the pod is reached, as with upstream); sandboxes in the host network
+// dial the host's localhost.
 func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error {
-	return r.shims.PortForward(ctx, sandboxID, port, stream)
+	r.mu.Lock()
+	sb := r.sandboxes[sandboxID]
+	r.mu.Unlock()
+	if sb == nil || sb.NetNSPath == "" {
+		return r.shims.PortForward(ctx, sandboxID, port, stream)
+	}
+	conn, err := dialInNetNS(ctx, sb.NetNSPath, port)
+	if err != nil {
+		return fmt.Errorf("failed to execute portforward in network namespace %q: %w", sb.NetNSPath, err)
+	}
+	defer conn.Close()
+	return forward(ctx, conn, stream)
 }
 
 // ReopenContainerLog makes the container's shim reopen its log file.

@@ -19,6 +19,7 @@ import (
 	"k1s.dev/k1s/pkg/image"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
+	"k1s.dev/k1s/pkg/network"
 )
 
 // Name is the RuntimeClass handler name of the OCI runtime.
@@ -35,9 +36,13 @@ type Options struct {
 	// CgroupParent of every container's cgroup (cgroupfs path); default
 	// "/k1s".
 	CgroupParent string
-	// HostIP is every sandbox's IP (the host network) and the address
-	// /etc/hosts gives the pod's hostname.
+	// HostIP is the IP of hostNetwork sandboxes (of every sandbox without
+	// Network) and the address their /etc/hosts gives the pod's hostname.
 	HostIP string
+	// Network gives sandboxes of pods that are not hostNetwork a network
+	// namespace and a pod IP; nil: every sandbox is in the host network.
+	// New tears down the networks of sandboxes that no longer exist.
+	Network *network.Manager
 	// InsecureRegistries are pulled from over plain HTTP.
 	InsecureRegistries []string
 	// ShimBinary, ShimArgs and ShimEnv are the host runtime's (see
@@ -134,6 +139,7 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.shims = shims
+	r.restoreNetwork(context.Background())
 	r.fwd.Add(1)
 	go r.forward()
 	return r, nil

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/network"
 )
 
 // sandboxShm is the sandbox's /dev/shm (a tmpfs shared by its containers).
@@ -24,13 +25,16 @@ type sandboxRecord struct {
 	ID       string
 	Hostname string
 	// NetNSPath is the pod's pinned network namespace; empty for
-	// hostNetwork pods.
+	// hostNetwork pods (and when the runtime has no pod network).
 	NetNSPath string `json:",omitempty"`
+	// IP is the pod IP in the pod network; empty with NetNSPath.
+	IP string `json:",omitempty"`
 }
 
 // RunPodSandbox implements runtime.Runtime. A sandbox is a directory with
-// the pod's /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/shm; its
-// containers share the host network (no network namespace yet).
+// the pod's /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/shm and,
+// unless the pod is hostNetwork or the runtime has no pod network, a
+// network namespace of its own with the pod IP.
 func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConfig) (string, error) {
 	id, err := r.shims.RunPodSandbox(ctx, cfg)
 	if err != nil {
@@ -46,17 +50,28 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 			hostname = h
 		}
 	}
-	dir := r.sandboxDir(id)
-	if err := r.writeSandbox(dir, id, hostname, cfg); err != nil {
-		r.cleanupSandboxDir(dir)
-		_ = r.shims.RemovePodSandbox(ctx, id)
-		return "", fmt.Errorf("pod sandbox: %w", err)
-	}
 	rec := &sandboxRecord{ID: id, Hostname: hostname}
-	if err := writeJSON(filepath.Join(dir, "sandbox.json"), rec); err != nil {
+	if !cfg.HostNetwork && r.opts.Network != nil {
+		rec.NetNSPath, rec.IP, err = r.opts.Network.Setup(ctx, id, network.SetupOptions{PortMappings: portMappings(cfg.Ports)})
+		if err != nil {
+			_ = r.shims.RemovePodSandbox(context.WithoutCancel(ctx), id)
+			return "", fmt.Errorf("failed to setup network for sandbox %q: %w", id, err)
+		}
+	}
+	dir := r.sandboxDir(id)
+	fail := func(err error) (string, error) {
 		r.cleanupSandboxDir(dir)
-		_ = r.shims.RemovePodSandbox(ctx, id)
+		if rec.NetNSPath != "" {
+			_ = r.opts.Network.Teardown(id)
+		}
+		_ = r.shims.RemovePodSandbox(context.WithoutCancel(ctx), id)
 		return "", err
+	}
+	if err := r.writeSandbox(dir, hostname, rec.IP, cfg); err != nil {
+		return fail(fmt.Errorf("pod sandbox: %w", err))
+	}
+	if err := writeJSON(filepath.Join(dir, "sandbox.json"), rec); err != nil {
+		return fail(err)
 	}
 	r.mu.Lock()
 	r.sandboxes[id] = rec
@@ -64,7 +79,9 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 	return id, nil
 }
 
-func (r *Runtime) writeSandbox(dir, id, hostname string, cfg *runtime.PodSandboxConfig) error {
+// writeSandbox writes the sandbox's /etc files; /etc/hosts names the pod
+// IP podIP (the node's IP for the host network).
+func (r *Runtime) writeSandbox(dir, hostname, podIP string, cfg *runtime.PodSandboxConfig) error {
 	if err := os.MkdirAll(filepath.Join(dir, sandboxShm), 0o755); err != nil {
 		return err
 	}
@@ -72,7 +89,10 @@ func (r *Runtime) writeSandbox(dir, id, hostname string, cfg *runtime.PodSandbox
 		fmt.Sprintf("mode=1777,size=%d", shmSize)); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
-	ip := r.opts.HostIP
+	ip := podIP
+	if ip == "" {
+		ip = r.opts.HostIP
+	}
 	if ip == "" {
 		ip = "127.0.0.1"
 	}
@@ -142,10 +162,17 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
 	return r.shims.StopPodSandbox(ctx, id)
 }
 
-// RemovePodSandbox removes the sandbox's containers and its directory.
+// RemovePodSandbox removes the sandbox's containers, its network and its
+// directory. The network stays until here (as upstream: a stopped pod
+// keeps its IP while it terminates).
 func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	for _, cid := range r.sandboxContainers(id) {
 		if err := r.RemoveContainer(ctx, cid); err != nil {
+			return err
+		}
+	}
+	if r.opts.Network != nil {
+		if err := r.opts.Network.Teardown(id); err != nil {
 			return err
 		}
 	}
@@ -159,12 +186,33 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	return nil
 }
 
-// PodSandboxStatus implements runtime.Runtime.
+// PodSandboxStatus implements runtime.Runtime: IP is the pod IP of a
+// sandbox in the pod network, else the host runtime's (HostIP).
 func (r *Runtime) PodSandboxStatus(ctx context.Context, id string) (*runtime.SandboxStatus, error) {
-	return r.shims.PodSandboxStatus(ctx, id)
+	st, err := r.shims.PodSandboxStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.setPodIP(st)
+	return st, nil
 }
 
 // ListPodSandboxes implements runtime.Runtime.
 func (r *Runtime) ListPodSandboxes(ctx context.Context) ([]*runtime.SandboxStatus, error) {
-	return r.shims.ListPodSandboxes(ctx)
+	sts, err := r.shims.ListPodSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range sts {
+		r.setPodIP(st)
+	}
+	return sts, nil
+}
+
+func (r *Runtime) setPodIP(st *runtime.SandboxStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec := r.sandboxes[st.ID]; rec != nil && rec.IP != "" {
+		st.IP = rec.IP
+	}
 }
