@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -555,5 +556,57 @@ func TestRules(t *testing.T) {
 	}
 	if got := count("hostports"); got != 0 {
 		t.Errorf("hostports after Teardown: %d rules", got)
+	}
+}
+
+// reachability dials addr (from the namespace at path, or the host) and
+// tells whether an answer came back: connected or refused.
+func reachability(path, addr string) (bool, error) {
+	var err error
+	dial := func() error {
+		var c net.Conn
+		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		if c != nil {
+			c.Close()
+		}
+		return nil
+	}
+	if path == "" {
+		_ = dial()
+	} else if e := inNetNS(path, dial); e != nil {
+		return false, e
+	}
+	return err == nil || errors.Is(err, syscall.ECONNREFUSED), err
+}
+
+// TestMasquerade: a pod reaches the host's default gateway (outside the
+// cluster CIDR) with the node's address, when the host itself gets an
+// answer from it.
+func TestMasquerade(t *testing.T) {
+	requireRoot(t)
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gw net.IP
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil {
+			gw = r.Gw
+		}
+	}
+	if gw == nil {
+		t.Skip("no default route")
+	}
+	addr := net.JoinHostPort(gw.String(), "53")
+	if ok, err := reachability("", addr); !ok {
+		t.Skipf("the host gets no answer from %s: %v", addr, err)
+	}
+	m := newTestManager(t, testCIDR(24))
+	path, _, err := m.Setup(context.Background(), "p", SetupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := reachability(path, addr); !ok {
+		t.Errorf("the pod gets no answer from %s: %v", addr, err)
 	}
 }
