@@ -19,11 +19,26 @@
 //     sandboxes/<id>/ with the pod's hostname, hosts, resolv.conf (from
 //     the sandbox DNS config, else the host's) and a 64 MiB tmpfs for
 //     /dev/shm shared by its containers.
+//   - Pod network (Options.Network, a pkg/network Manager; nil: every
+//     sandbox in the host network): a sandbox of a pod that is not
+//     hostNetwork gets a network namespace pinned at
+//     <network state>/netns/<id>, a veth on the node bridge (eth0 in the
+//     pod), the next free IP of the node's pod CIDR and its hostPorts as
+//     DNAT rules; sandbox.json records the netns path and the IP, which
+//     PodSandboxStatus / ListPodSandboxes report (hostNetwork sandboxes:
+//     HostIP) and /etc/hosts names. Every container of the pod joins the
+//     namespace. The kubelet hands the node's pod CIDR over with
+//     SetPodCIDR; before that such sandboxes fail with "network is not
+//     ready". The network stays while the sandbox is stopped and goes
+//     with RemovePodSandbox (or a failed RunPodSandbox); New finishes
+//     half-done removals and tears down networks of sandboxes that are
+//     gone (Manager.GC).
 //   - CreateContainer leases the image, mounts containers/<id>/rootfs as an
 //     overlay of the image's unpacked layers with upper/ and work/, writes
-//     config.json (runtime-spec: mount, UTS, IPC, PID namespaces, the host
-//     network, /proc /dev /dev/pts /dev/shm /dev/mqueue /sys and
-//     /sys/fs/cgroup, the sandbox's /etc files, volumes bound at their
+//     config.json (runtime-spec: mount, UTS, IPC, PID namespaces, the
+//     sandbox's network namespace or the host network, /proc /dev
+//     /dev/pts /dev/shm /dev/mqueue /sys and /sys/fs/cgroup, the
+//     sandbox's /etc files, volumes bound at their
 //     ContainerPath (SubPath joined, ro when ReadOnly), Kubernetes'
 //     command/args over Entrypoint/Cmd, image Env + HOSTNAME + container
 //     Env, WorkingDir, User (names from the image's /etc/passwd), docker's
@@ -46,15 +61,19 @@
 //     controlling terminal so resizes reach it as SIGWINCH.
 //   - Attach, logs, ReopenContainerLog and re-adoption after an agent
 //     restart are the host runtime's, unchanged.
+//   - PortForward dials localhost:port inside the pod's network namespace
+//     (a socket made on a thread in the namespace), so servers bound to
+//     the pod's 127.0.0.1 are reached; hostNetwork sandboxes dial the
+//     host's localhost.
 //   - ContainerStats read the container's cgroup (v1: memory.usage_in_bytes
 //   - total_inactive_file, total_rss, cpuacct.usage; v2: memory.current,
 //     memory.stat, cpu.stat).
 //
 // # Not yet
 //
-// No network namespace (containers share the host network; PortForward
-// dials localhost, the sandbox IP is HostIP), no namespaces shared between
-// a pod's containers (IPC/PID), no pod-level or QoS cgroups, no OOMKilled
+// IPv4 pod networks only, no NetworkPolicy, no bandwidth limits, hostPorts
+// not on 127.0.0.1, no namespaces shared between a pod's containers
+// (IPC/PID), no pod-level or QoS cgroups, no OOMKilled
 // reason, security context beyond runAsUser/runAsGroup/readOnlyRootfs,
 // no seccomp, no image GC. runc's own errors after the start (rare: mount
 // failures) go to the container's log.
