@@ -182,8 +182,12 @@ func (s *Server) Run(ctx context.Context) error {
 		pc, ln, err := listen(l)
 		if err != nil {
 			for _, r := range runs {
-				r.srv.PacketConn.Close()
-				r.srv.Listener.Close()
+				if r.srv.PacketConn != nil {
+					r.srv.PacketConn.Close()
+				}
+				if r.srv.Listener != nil {
+					r.srv.Listener.Close()
+				}
 			}
 			return fmt.Errorf("dns: listen on %s: %w", l, err)
 		}

@@ -371,7 +371,7 @@ func TestForwarding(t *testing.T) {
 		txt = append(txt, mustRR(t, fmt.Sprintf(`big.example. 60 IN TXT "record number %02d, long enough to overflow 512 bytes"`, i)))
 	}
 	up := fakeUpstream(t, map[string][]mdns.RR{
-		"example.com. A": {mustRR(t, "example.com. 300 IN A 93.184.216.34")},
+		"example.com. A":   {mustRR(t, "example.com. 300 IN A 93.184.216.34")},
 		"big.example. TXT": txt,
 	})
 
