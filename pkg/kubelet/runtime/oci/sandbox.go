@@ -27,7 +27,7 @@ type sandboxRecord struct {
 	// NetNSPath is the pod's pinned network namespace; empty for
 	// hostNetwork pods (and when the runtime has no pod network).
 	NetNSPath string `json:",omitempty"`
-	// IP is the pod IP in the pod network; empty with NetNSPath.
+	// IP is the pod IP in the pod network; empty when NetNSPath is.
 	IP string `json:",omitempty"`
 }
 
