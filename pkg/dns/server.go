@@ -2,6 +2,21 @@
 // kubernetes plugin (`pods insecure`, TTL 5) for the cluster domain,
 // answered from informers on Services, EndpointSlices and Namespaces, and
 // every other name forwarded to the host's name servers.
+//
+// Records (zone cluster.local):
+//
+//	<svc>.<ns>.svc                 A/AAAA cluster IPs; headless: ready endpoint addresses
+//	<ep>.<svc>.<ns>.svc            A/AAAA of the endpoint whose hostname (or dashed address) is <ep>
+//	_<port>._<proto>.<svc>.<ns>.svc SRV per named port (also <svc>.<ns>.svc SRV: every port)
+//	<svc>.<ns>.svc (ExternalName)  CNAME to spec.externalName, followed for the asked type
+//	<a-b-c-d>.<ns>.pod             A/AAAA from the name itself
+//	cluster.local                  SOA, NS; dns-version TXT "1.1.0"; ns.dns A
+//	<reversed>.in-addr.arpa        PTR for cluster IPs and ready endpoint addresses
+//
+// Names that cannot exist are NXDOMAIN and names without records of the
+// asked type NODATA, both with the zone's SOA. Unknown reverse names and
+// all other names go to the upstreams; when none answers within
+// ForwardTimeout the client gets SERVFAIL.
 package dns
 
 import (

@@ -51,6 +51,9 @@ func cluster() []runtime.Object {
 		endpointSlice("ns1", "db", "db-def", discoveryv1.AddressTypeIPv4,
 			[]discoveryv1.EndpointPort{epPort("pg", tcp, 5432)},
 			ep("10.42.0.11", true, "")),
+		service("ns1", "db6", func(s *corev1.Service) { clusterIP("None")(s) }),
+		endpointSlice("ns1", "db6", "db6-abc", discoveryv1.AddressTypeIPv6, nil,
+			ep("fd00:42::7", true, "")),
 		service("ns1", "pub", func(s *corev1.Service) {
 			clusterIP("None")(s)
 			s.Spec.PublishNotReadyAddresses = true
@@ -151,6 +154,9 @@ func TestRecords(t *testing.T) {
 				"10-42-0-11.db.ns1.svc.cluster.local. 5 IN A 10.42.0.11",
 			},
 		}},
+		{"db6.ns1.svc.cluster.local", mdns.TypeAAAA, want{answer: []string{"db6.ns1.svc.cluster.local. 5 IN AAAA fd00:42::7"}}},
+		{"db6.ns1.svc.cluster.local", mdns.TypeA, nodata},
+		{"fd00-42--7.db6.ns1.svc.cluster.local", mdns.TypeAAAA, want{answer: []string{"fd00-42--7.db6.ns1.svc.cluster.local. 5 IN AAAA fd00:42::7"}}},
 		{"pub.ns1.svc.cluster.local", mdns.TypeA, want{answer: []string{"pub.ns1.svc.cluster.local. 5 IN A 10.42.0.13"}}},
 		{"pub.ns1.svc.cluster.local", mdns.TypeSRV, nodata}, // no ports
 		{"empty.ns1.svc.cluster.local", mdns.TypeA, nx},
