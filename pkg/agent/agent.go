@@ -42,6 +42,7 @@ type Options struct {
 	// DefaultRuntime and RegistryConfig: see NodeConfig.
 	DefaultRuntime string
 	RegistryConfig string
+	ClusterCIDR    string
 	// Ready is closed once the Node is registered (nil allowed).
 	Ready chan<- struct{}
 }
@@ -61,6 +62,7 @@ func Main(args []string) int {
 	fs.StringVar(&o.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address given to pods")
 	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", true, "stop this node's pods gracefully when the agent stops (--stop-pods-on-exit=false leaves them running for the next start to adopt)")
 	fs.StringVar(&o.DefaultRuntime, "default-runtime", "", "runtime of pods that name no RuntimeClass: oci or host (default oci when running as root with runc installed, else host)")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "the cluster's pod network (the server's --cluster-cidr)")
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "registries.yaml with registry mirrors, rewrites, auth and TLS (k3s format)")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
@@ -160,6 +162,7 @@ func Run(ctx context.Context, o Options) error {
 		Ready:          o.Ready,
 		DefaultRuntime: o.DefaultRuntime,
 		RegistryConfig: o.RegistryConfig,
+		ClusterCIDR:    o.ClusterCIDR,
 	})
 }
 

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	kruntime "k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/runtime/oci"
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
+	"k1s.dev/k1s/pkg/network"
 	"k1s.dev/k1s/pkg/pki"
 	"k1s.dev/k1s/pkg/server"
 )
@@ -53,6 +56,11 @@ type NodeConfig struct {
 	DefaultRuntime string
 	// RegistryConfig is a registries.yaml for the oci runtime's pulls.
 	RegistryConfig string
+	// ClusterCIDR is the cluster's pod network (not masqueraded between
+	// nodes); BridgeName the node bridge of its pods (must differ between
+	// nodes sharing a host; default from the node name).
+	ClusterCIDR string
+	BridgeName  string
 }
 
 // RunNode runs the node agent until ctx ends.
@@ -66,7 +74,8 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	}
 	runtimes := map[string]kruntime.Runtime{"host": host}
 	def := c.DefaultRuntime
-	if oci, err := ociRuntime(c); err != nil {
+	oci, podNet, err := ociRuntime(c)
+	if err != nil {
 		switch def {
 		case "oci":
 			return fmt.Errorf("--default-runtime oci: %w", err)
@@ -109,7 +118,22 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	return k.Run(ctx)
+	err = k.Run(ctx)
+	if c.StopPodsOnExit && podNet != nil {
+		// the pods are gone: so is the node's bridge and NAT table
+		if cerr := podNet.Cleanup(); cerr != nil {
+			klog.ErrorS(cerr, "removing the pod network")
+		}
+	}
+	return err
+}
+
+// BridgeFor is the node bridge of nodeName's pods: the server's own node
+// uses network.DefaultBridge, joined agents a name of their own (several
+// may share one host).
+func BridgeFor(nodeName string) string {
+	sum := sha256.Sum256([]byte(nodeName))
+	return "k1s-" + hex.EncodeToString(sum[:4])
 }
 
 // LocalComponent is the server's own node agent (`k1s server` without
@@ -151,6 +175,8 @@ func runLocal(ctx context.Context, env *server.Env) error {
 		Port:           FreePortOr(nodeIP, DefaultKubeletPort),
 		DefaultRuntime: o.DefaultRuntime,
 		RegistryConfig: o.RegistryConfig,
+		ClusterCIDR:    o.ClusterCIDR,
+		BridgeName:     network.DefaultBridge,
 	})
 }
 
@@ -193,24 +219,41 @@ func Version() string {
 // ociRuntime is the isolating runtime (runc, images from the node's store),
 // offered as RuntimeClass "oci" and the default runtime when it can run
 // here (root, runc installed).
-func ociRuntime(c NodeConfig) (kruntime.Runtime, error) {
+func ociRuntime(c NodeConfig) (kruntime.Runtime, *network.Manager, error) {
 	if _, err := oci.Available(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	images, err := image.Open(filepath.Join(c.Dir, "images")) // = image.StoreDir(data dir) for the server
 	if err != nil {
-		return nil, fmt.Errorf("image store: %w", err)
+		return nil, nil, fmt.Errorf("image store: %w", err)
 	}
 	if c.RegistryConfig != "" {
 		rc, err := image.LoadRegistryConfig(c.RegistryConfig)
 		if err != nil {
-			return nil, fmt.Errorf("--registry-config: %w", err)
+			return nil, nil, fmt.Errorf("--registry-config: %w", err)
 		}
 		images.SetRegistryConfig(rc)
 	}
-	return oci.New(oci.Options{
+	bridge := c.BridgeName
+	if bridge == "" {
+		bridge = BridgeFor(c.NodeName)
+	}
+	podNet, err := network.New(network.Config{
+		BridgeName:  bridge,
+		ClusterCIDR: c.ClusterCIDR,
+		StateDir:    filepath.Join(c.Dir, "network"),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pod network: %w", err)
+	}
+	rt, err := oci.New(oci.Options{
 		RootDir: filepath.Join(c.Dir, "runtime", "oci"),
 		Images:  images,
 		HostIP:  c.NodeIP,
+		Network: podNet,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, podNet, nil
 }

@@ -8,14 +8,15 @@ import (
 
 // ServerComponents are what `k1s server` runs on top of its API: the node
 // join service (CSR approval and signing, its RBAC), the controllers and
-// scheduler, this machine's node agent, and the metrics API (kubectl top).
+// scheduler, this machine's node agent with cluster DNS, and the metrics API
+// (kubectl top).
 func ServerComponents(o *server.Options) []server.Component {
 	cs := []server.Component{agent.ServerComponent()}
 	if !o.DisableControllers {
 		cs = append(cs, controllerComponents()...)
 	}
 	if !o.DisableAgent {
-		cs = append(cs, agent.LocalComponent())
+		cs = append(cs, agent.LocalComponent(), dnsComponent())
 	}
 	cs = append(cs, metrics.ServerComponent())
 	return cs

@@ -145,6 +145,7 @@ type Kubelet struct {
 	lastNode     *v1.Node
 	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
 	podStarts    podStartTracker
+	started      time.Time // when Run began
 
 	termMsgs sync.Map // runtime container id -> termination message
 	pullErrs pullErrors
@@ -270,6 +271,9 @@ func (k *Kubelet) StatusManager() *status.Manager { return k.status }
 func (k *Kubelet) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	k.nodeMu.Lock()
+	k.started = k.clock.Now()
+	k.nodeMu.Unlock()
 
 	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
 	defer k.broadcaster.Shutdown()

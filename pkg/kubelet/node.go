@@ -161,11 +161,15 @@ type podCIDRSetter interface {
 	SetPodCIDR(cidr string) error
 }
 
+// podCIDRFastPoll bounds the fast polling: a cluster without node IPAM
+// (no --cluster-cidr, or no controllers) never assigns one.
+const podCIDRFastPoll = time.Minute
+
 func (k *Kubelet) awaitingPodCIDR() bool {
 	k.nodeMu.Lock()
-	have := k.podCIDR != ""
+	done := k.podCIDR != "" || k.clock.Since(k.started) > podCIDRFastPoll
 	k.nodeMu.Unlock()
-	if have {
+	if done {
 		return false
 	}
 	for _, rt := range k.runtimes.all() {
