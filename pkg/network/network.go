@@ -3,8 +3,10 @@
 // containerd, without CNI binaries and without the Kubernetes API:
 //
 //   - SetPodCIDR (the node's spec.podCIDR, as CRI's UpdateRuntimeConfig)
-//     creates the bridge (default k1s0) with the gateway, the first address
-//     of the pod CIDR, turns on IPv4 forwarding and bridge-nf-call-iptables
+//     readies the node network; the first pod that needs it (or pods left
+//     by a previous run) creates the bridge (default k1s0) with the
+//     gateway, the first address of the pod CIDR, turns on IPv4 forwarding
+//     and bridge-nf-call-iptables
 //     (bridged pod→pod traffic passes the IP hooks, which the service proxy
 //     relies on), and installs the network's own nftables table: pod
 //     traffic leaving the cluster CIDR is masqueraded.
@@ -98,6 +100,7 @@ type Manager struct {
 	mu      sync.Mutex
 	podNet  *net.IPNet // nil until SetPodCIDR
 	gateway net.IP
+	built   bool              // the bridge, forwarding and table exist for podNet
 	pods    map[string]*pod   // id → allocation
 	byIP    map[string]string // address → id
 	last    uint32            // the last address handed out (round robin)
@@ -199,10 +202,13 @@ func parseCIDR(s string) (*net.IPNet, error) {
 	return n, nil
 }
 
-// SetPodCIDR configures the node network for the pod CIDR cidr: the bridge
-// with the gateway address (the CIDR's first address), forwarding, and the
-// nftables table. It is idempotent and cheap when nothing changed.
-// Allocations made in a previous CIDR stay until their Teardown.
+// SetPodCIDR sets the node's pod CIDR (CRI's UpdateRuntimeConfig). The
+// node network — the bridge with the gateway address (the CIDR's first
+// address), forwarding and the nftables table — is made on the first pod
+// that needs it (a node whose pods are all on the host network, or on the
+// host runtime, changes nothing on the machine), or at once when pods of a
+// previous run still have networks. Idempotent and cheap when nothing
+// changed. Allocations made in a previous CIDR stay until their Teardown.
 func (m *Manager) SetPodCIDR(cidr string) error {
 	n, err := parseCIDR(cidr)
 	if err != nil {
@@ -214,23 +220,37 @@ func (m *Manager) SetPodCIDR(cidr string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.podNet != nil && m.podNet.String() == n.String() {
-		if _, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {
+		if !m.built || linkExists(m.cfg.BridgeName) {
 			return nil
 		}
 	}
-	gw := uintToIP(ipToUint(n.IP) + 1)
-	if err := m.ensureBridge(gw, n); err != nil {
+	prevNet, prevGW, prevBuilt := m.podNet, m.gateway, m.built
+	m.podNet, m.gateway, m.built = n, uintToIP(ipToUint(n.IP)+1), false
+	if len(m.pods) > 0 || prevBuilt || linkExists(m.cfg.BridgeName) {
+		if err := m.buildLocked(); err != nil {
+			m.podNet, m.gateway, m.built = prevNet, prevGW, prevBuilt
+			return err
+		}
+	}
+	return nil
+}
+
+// buildLocked makes the node network for the current pod CIDR: the
+// bridge, forwarding and the nftables table. m.mu is held.
+func (m *Manager) buildLocked() error {
+	if m.built {
+		return nil
+	}
+	if err := m.ensureBridge(m.gateway, m.podNet); err != nil {
 		return fmt.Errorf("network: bridge %s: %w", m.cfg.BridgeName, err)
 	}
 	if err := enableForwarding(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	prevNet, prevGW := m.podNet, m.gateway
-	m.podNet, m.gateway = n, gw
 	if err := m.syncRules(); err != nil {
-		m.podNet, m.gateway = prevNet, prevGW
 		return fmt.Errorf("network: nftables: %w", err)
 	}
+	m.built = true
 	return nil
 }
 
@@ -380,10 +400,17 @@ func (m *Manager) Setup(ctx context.Context, id string, opts SetupOptions) (netn
 	path := m.netnsPath(id)
 	m.mu.Lock()
 	ready := m.podNet != nil
+	var buildErr error
+	if ready {
+		buildErr = m.buildLocked()
+	}
 	existing := m.pods[id]
 	m.mu.Unlock()
 	if !ready {
 		return "", "", notReady()
+	}
+	if buildErr != nil {
+		return "", "", buildErr
 	}
 	if existing != nil && isNetNSMount(path) && linkExists(vethName(id)) {
 		return path, existing.ip.String(), nil
@@ -540,7 +567,7 @@ func (m *Manager) GC(keep map[string]bool) error {
 func (m *Manager) Cleanup() error {
 	errs := []error{m.GC(nil)}
 	m.mu.Lock()
-	m.podNet, m.gateway = nil, nil
+	m.podNet, m.gateway, m.built = nil, nil, false
 	errs = append(errs, m.deleteTable())
 	m.mu.Unlock()
 	if link, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {

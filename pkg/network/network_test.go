@@ -257,6 +257,16 @@ func TestPodToPod(t *testing.T) {
 	if err := m.SetPodCIDR(cidr); err != nil { // again: idempotent
 		t.Fatal(err)
 	}
+	// The node network is made for the first pod that needs it.
+	if linkExists(m.BridgeName()) {
+		t.Errorf("bridge %s exists before any pod needs it", m.BridgeName())
+	}
+	if _, _, err := m.Setup(ctx, "first", SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Teardown("first"); err != nil {
+		t.Fatal(err)
+	}
 	if data, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(data)) != "1" {
 		t.Errorf("ip_forward = %q", data)
 	}
@@ -520,6 +530,9 @@ func TestConcurrentSetup(t *testing.T) {
 
 func TestRules(t *testing.T) {
 	m := newTestManager(t, testCIDR(24))
+	if _, _, err := m.Setup(context.Background(), "first", SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatal(err)
