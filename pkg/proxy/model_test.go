@@ -30,7 +30,9 @@ func TestBuildServicePorts(t *testing.T) {
 		f(&sp)
 		return []servicePort{sp}
 	}
-	ep := func(ip string, port uint16, local bool) endpoint { return endpoint{Addr: a(ip), Port: port, Local: local} }
+	ep := func(ip string, port uint16, local bool) endpoint {
+		return endpoint{Addr: a(ip), Port: port, Local: local}
+	}
 
 	cases := []struct {
 		name     string
