@@ -25,6 +25,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+
+	"k1s.dev/k1s/pkg/server"
 )
 
 // Options of `k1s agent`.
@@ -43,6 +45,7 @@ type Options struct {
 	DefaultRuntime string
 	RegistryConfig string
 	ClusterCIDR    string
+	ServiceCIDR    string
 	// Ready is closed once the Node is registered (nil allowed).
 	Ready chan<- struct{}
 }
@@ -62,7 +65,8 @@ func Main(args []string) int {
 	fs.StringVar(&o.ClusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address given to pods")
 	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", true, "stop this node's pods gracefully when the agent stops (--stop-pods-on-exit=false leaves them running for the next start to adopt)")
 	fs.StringVar(&o.DefaultRuntime, "default-runtime", "", "runtime of pods that name no RuntimeClass: oci or host (default oci when running as root with runc installed, else host)")
-	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "the cluster's pod network (the server's --cluster-cidr)")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", DefaultClusterCIDR, "the cluster's pod network (the server's --cluster-cidr)")
+	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.43.0.0/16", "the cluster's Service IP range (the server's --service-cidr)")
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "registries.yaml with registry mirrors, rewrites, auth and TLS (k3s format)")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
@@ -81,6 +85,9 @@ func Main(args []string) int {
 			return 2
 		}
 		o.Token = strings.TrimSpace(string(b))
+	}
+	if !fs.Changed("cluster-dns") {
+		o.ClusterDNS = server.ClusterDNSFor(o.ServiceCIDR)
 	}
 	if !fs.Changed("kubelet-port") {
 		o.KubeletPort = -1 // DefaultKubeletPort if free
@@ -163,6 +170,7 @@ func Run(ctx context.Context, o Options) error {
 		DefaultRuntime: o.DefaultRuntime,
 		RegistryConfig: o.RegistryConfig,
 		ClusterCIDR:    o.ClusterCIDR,
+		ServiceCIDR:    o.ServiceCIDR,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/runtime/process"
 	"k1s.dev/k1s/pkg/network"
 	"k1s.dev/k1s/pkg/pki"
+	"k1s.dev/k1s/pkg/proxy"
 	"k1s.dev/k1s/pkg/server"
 )
 
@@ -57,10 +59,14 @@ type NodeConfig struct {
 	// RegistryConfig is a registries.yaml for the oci runtime's pulls.
 	RegistryConfig string
 	// ClusterCIDR is the cluster's pod network (not masqueraded between
-	// nodes); BridgeName the node bridge of its pods (must differ between
-	// nodes sharing a host; default from the node name).
+	// nodes).
 	ClusterCIDR string
-	BridgeName  string
+	// ServiceCIDR is the range of ClusterIPs (for the service proxy).
+	ServiceCIDR string
+	// Local: the server's own node (see NetworkNames).
+	Local bool
+	// DisableProxy runs no service proxy on this node.
+	DisableProxy bool
 }
 
 // RunNode runs the node agent until ctx ends.
@@ -118,7 +124,14 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	if err != nil {
 		return err
 	}
+	var proxyDone chan struct{}
+	if !c.DisableProxy {
+		proxyDone = startProxy(ctx, c)
+	}
 	err = k.Run(ctx)
+	if proxyDone != nil {
+		<-proxyDone
+	}
 	if c.StopPodsOnExit && podNet != nil {
 		// the pods are gone: so is the node's bridge and NAT table
 		if cerr := podNet.Cleanup(); cerr != nil {
@@ -128,12 +141,61 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	return err
 }
 
-// BridgeFor is the node bridge of nodeName's pods: the server's own node
-// uses network.DefaultBridge, joined agents a name of their own (several
-// may share one host).
-func BridgeFor(nodeName string) string {
-	sum := sha256.Sum256([]byte(nodeName))
-	return "k1s-" + hex.EncodeToString(sum[:4])
+// startProxy runs the node's service proxy (pkg/proxy, nftables) until
+// ctx ends; the returned channel closes when it has stopped. It needs
+// root; without it Services are not reachable through their ClusterIPs.
+func startProxy(ctx context.Context, c NodeConfig) chan struct{} {
+	done := make(chan struct{})
+	if os.Geteuid() != 0 {
+		klog.InfoS("WARNING: the service proxy needs root; ClusterIPs, NodePorts and cluster DNS are not reachable on this node")
+		close(done)
+		return done
+	}
+	_, table := NetworkNames(c.NodeName, c.ClusterCIDR, c.Local)
+	var ips []net.IP
+	if ip := net.ParseIP(c.NodeIP); ip != nil {
+		ips = append(ips, ip)
+	}
+	p, err := proxy.New(proxy.Options{
+		Client:      c.Client,
+		NodeName:    c.NodeName,
+		NodeIPs:     ips,
+		ClusterCIDR: c.ClusterCIDR,
+		ServiceCIDR: c.ServiceCIDR,
+		TableName:   table,
+		// a clean stop removes the rules with the pods; a crash leaves
+		// them for the next start to replace
+		RemoveOnExit: c.StopPodsOnExit,
+	})
+	if err != nil {
+		klog.ErrorS(err, "service proxy not started")
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := p.Run(ctx); err != nil {
+			klog.ErrorS(err, "service proxy stopped")
+		}
+	}()
+	return done
+}
+
+// DefaultClusterCIDR is the pod network of `k1s server` and `k1s agent`.
+const DefaultClusterCIDR = "10.42.0.0/16"
+
+// NetworkNames are what a node owns in the host's network: the bridge of
+// its pods and the service proxy's nftables table. The server's own node
+// on the default pod network has the plain names (k1s0, k1s-proxy); every
+// other node — joined agents, servers on other pod networks, all of which
+// may share one host — a name of its own.
+func NetworkNames(nodeName, clusterCIDR string, local bool) (bridge, proxyTable string) {
+	if local && (clusterCIDR == "" || clusterCIDR == DefaultClusterCIDR) {
+		return network.DefaultBridge, proxy.DefaultTableName
+	}
+	sum := sha256.Sum256([]byte(clusterCIDR + "/" + nodeName))
+	h := hex.EncodeToString(sum[:4])
+	return "k1s-" + h, "k1s-proxy-" + h
 }
 
 // LocalComponent is the server's own node agent (`k1s server` without
@@ -176,7 +238,8 @@ func runLocal(ctx context.Context, env *server.Env) error {
 		DefaultRuntime: o.DefaultRuntime,
 		RegistryConfig: o.RegistryConfig,
 		ClusterCIDR:    o.ClusterCIDR,
-		BridgeName:     network.DefaultBridge,
+		ServiceCIDR:    o.ServiceCIDR,
+		Local:          true,
 	})
 }
 
@@ -234,10 +297,7 @@ func ociRuntime(c NodeConfig) (kruntime.Runtime, *network.Manager, error) {
 		}
 		images.SetRegistryConfig(rc)
 	}
-	bridge := c.BridgeName
-	if bridge == "" {
-		bridge = BridgeFor(c.NodeName)
-	}
+	bridge, _ := NetworkNames(c.NodeName, c.ClusterCIDR, c.Local)
 	podNet, err := network.New(network.Config{
 		BridgeName:  bridge,
 		ClusterCIDR: c.ClusterCIDR,

@@ -27,7 +27,7 @@ const dnsPort = 53
 
 // kubeDNSManagedBy marks the kube-dns EndpointSlice as k1s's: the Service
 // has no selector (the DNS server is not a pod), so no controller owns it.
-const kubeDNSManagedBy = "k1s.dev/cluster-dns"
+const kubeDNSManagedBy = "k1s-cluster-dns"
 
 // dnsComponent serves cluster DNS (pkg/dns) on the node's address and
 // publishes it as the kube-dns Service in kube-system at --cluster-dns,
@@ -49,25 +49,64 @@ func runDNS(ctx context.Context, env *server.Env) error {
 		return err
 	}
 	addr := env.NodeIP.String()
+	// Port 53 of the node address, or any free port when another cluster
+	// on this machine has it: the kube-dns Service's endpoint says which.
+	listen := net.JoinHostPort(addr, strconv.Itoa(dnsPort))
+	if !canBindUDPAndTCP(listen) {
+		klog.InfoS("cluster DNS: port 53 is taken on the node address; serving on a free port behind the kube-dns Service", "address", addr)
+		listen = net.JoinHostPort(addr, "0")
+	}
 	srv, err := dns.New(dns.Options{
 		Client: client,
 		Domain: "cluster.local",
-		Listen: []string{net.JoinHostPort(addr, strconv.Itoa(dnsPort))},
+		Listen: []string{listen},
 	})
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
-	if err := publishKubeDNS(ctx, client, env.Options.ClusterDNS, addr, env.Options.NodeName); err != nil {
+	select {
+	case <-srv.Ready():
+	case err := <-errc:
+		// cluster DNS is not worth stopping the server for
+		klog.ErrorS(err, "cluster DNS not started")
+		<-ctx.Done()
+		return nil
+	}
+	port := dnsPort
+	if addrs := srv.Addrs(); len(addrs) > 0 {
+		if _, p, err := net.SplitHostPort(addrs[0]); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	if err := publishKubeDNS(ctx, client, env.Options.ClusterDNS, addr, env.Options.NodeName, int32(port)); err != nil {
 		klog.ErrorS(err, "publishing the kube-dns Service")
 	}
-	return <-errc
+	if err := <-errc; err != nil {
+		klog.ErrorS(err, "cluster DNS stopped")
+	}
+	return nil
+}
+
+// canBindUDPAndTCP says whether addr is free for both protocols.
+func canBindUDPAndTCP(addr string) bool {
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	defer u.Close()
+	t, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	t.Close()
+	return true
 }
 
 // publishKubeDNS makes kube-system/kube-dns (clusterIP ip, CoreDNS's ports
 // and labels) with an Endpoints and an EndpointSlice naming addr.
-func publishKubeDNS(ctx context.Context, client kubernetes.Interface, ip, addr, node string) error {
+func publishKubeDNS(ctx context.Context, client kubernetes.Interface, ip, addr, node string, port int32) error {
 	labels := map[string]string{"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
 	svc := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem, Labels: labels},
@@ -87,8 +126,8 @@ func publishKubeDNS(ctx context.Context, client kubernetes.Interface, ip, addr, 
 		Subsets: []v1.EndpointSubset{{
 			Addresses: []v1.EndpointAddress{{IP: addr, NodeName: ptr.To(node)}},
 			Ports: []v1.EndpointPort{
-				{Name: "dns", Protocol: v1.ProtocolUDP, Port: dnsPort},
-				{Name: "dns-tcp", Protocol: v1.ProtocolTCP, Port: dnsPort},
+				{Name: "dns", Protocol: v1.ProtocolUDP, Port: port},
+				{Name: "dns-tcp", Protocol: v1.ProtocolTCP, Port: port},
 			},
 		}},
 	}
@@ -124,8 +163,8 @@ func publishKubeDNS(ctx context.Context, client kubernetes.Interface, ip, addr, 
 			NodeName:   ptr.To(node),
 		}},
 		Ports: []discoveryv1.EndpointPort{
-			{Name: ptr.To("dns"), Protocol: ptr.To(v1.ProtocolUDP), Port: ptr.To[int32](dnsPort)},
-			{Name: ptr.To("dns-tcp"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](dnsPort)},
+			{Name: ptr.To("dns"), Protocol: ptr.To(v1.ProtocolUDP), Port: ptr.To(port)},
+			{Name: ptr.To("dns-tcp"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To(port)},
 		},
 	}
 	slices := client.DiscoveryV1().EndpointSlices(metav1.NamespaceSystem)

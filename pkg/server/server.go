@@ -96,7 +96,7 @@ func (o *Options) Defaults() {
 		o.ClusterCIDR = "10.42.0.0/16"
 	}
 	if o.ClusterDNS == "" {
-		o.ClusterDNS = "10.43.0.10"
+		o.ClusterDNS = ClusterDNSFor(o.ServiceCIDR)
 	}
 	if o.NodePortRange == "" {
 		o.NodePortRange = "30000-32767"
@@ -309,6 +309,17 @@ func waitReady(ctx context.Context, cfg *rest.Config, apiDone <-chan error) erro
 		case <-t.C:
 		}
 	}
+}
+
+// ClusterDNSFor is the cluster DNS address of a Service range: its tenth
+// address (10.43.0.10 in 10.43.0.0/16), as k3s and kubeadm choose it.
+func ClusterDNSFor(serviceCIDR string) string {
+	_, n, err := net.ParseCIDR(serviceCIDR)
+	if err != nil || n.IP.To4() == nil {
+		return "10.43.0.10"
+	}
+	ip := n.IP.To4()
+	return net.IPv4(ip[0], ip[1], ip[2], ip[3]+10).String()
 }
 
 func firstServiceIP(cidr string) (net.IP, error) {

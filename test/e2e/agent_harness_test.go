@@ -106,6 +106,7 @@ func StartNodeAgent(t *testing.T, s *Server, name string, extra ...string) *Node
 	a.args = []string{"agent", "--server", serverURL(t, s), "--data-dir", a.DataDir,
 		"--node-name", name, "--kubelet-port", "0", "--stop-pods-on-exit"}
 	a.args = append(a.args, defaultRuntimeArgs(extra)...)
+	a.args = append(a.args, s.networkFlags()...) // the server's ranges
 	hasToken := false
 	for _, e := range extra {
 		hasToken = hasToken || strings.HasPrefix(e, "--token")

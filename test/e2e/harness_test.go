@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,8 @@ func SharedServer(t *testing.T) *Server {
 // StartServer runs `k1s server --data-dir dir --https-port 0` and waits until
 // kubectl can talk to it.
 func StartServer(dir string, extra ...string) (*Server, error) {
-	s := &Server{DataDir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), args: extra}
+	// chosen once: a restarted server keeps its ranges
+	s := &Server{DataDir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), args: append(networkArgs(extra), extra...)}
 	return s, s.start()
 }
 
@@ -95,6 +97,34 @@ func defaultRuntimeArgs(extra []string) []string {
 		}
 	}
 	return []string{"--default-runtime", "host"}
+}
+
+// serverSeq numbers the servers of this test process.
+var serverSeq atomic.Int32
+
+// networkArgs gives every test server pod and Service ranges of its own:
+// several clusters share this machine (and its kernel's routes and
+// nftables) while the tests run, each with its own bridge and proxy table.
+func networkArgs(extra []string) []string {
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--cluster-cidr") || strings.HasPrefix(e, "--service-cidr") {
+			return nil
+		}
+	}
+	n := (int32(os.Getpid()) + serverSeq.Add(1)) % 50
+	return []string{"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 100+n), "--service-cidr", fmt.Sprintf("10.%d.0.0/16", 150+n)}
+}
+
+// networkFlags are the server's --cluster-cidr and --service-cidr, for
+// the agents that join it.
+func (s *Server) networkFlags() []string {
+	var out []string
+	for i, a := range s.args {
+		if (a == "--cluster-cidr" || a == "--service-cidr") && i+1 < len(s.args) {
+			out = append(out, a, s.args[i+1])
+		}
+	}
+	return out
 }
 
 func (s *Server) start() error {
