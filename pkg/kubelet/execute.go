@@ -23,7 +23,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	ref "k8s.io/client-go/tools/reference"
+	resourcehelper "k8s.io/component-helpers/resource"
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
+	v1qos "k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
+	kubeletqos "k8s.io/kubernetes/pkg/kubelet/qos"
+	"k8s.io/kubernetes/pkg/kubelet/util/format"
+	"k8s.io/kubernetes/pkg/securitycontext"
 )
 
 // minimumGracePeriod: containers always get this long to stop (upstream's
@@ -280,24 +285,50 @@ func applyPodDNSConfig(cfg *runtime.DNSConfig, d *v1.PodDNSConfig) {
 	}
 }
 
+// podResources are the pod cgroup's resources, as upstream's
+// ResourceConfigForPod sums them: requests (init containers and overhead
+// included), limits only when every container declares one (or the pod
+// sets it at pod level).
 func podResources(pod *v1.Pod) *runtime.Resources {
-	var r runtime.Resources
-	for _, c := range pod.Spec.Containers {
-		r.CPUMillis += c.Resources.Requests.Cpu().MilliValue()
-		r.CPULimitMillis += c.Resources.Limits.Cpu().MilliValue()
-		r.MemoryRequest += c.Resources.Requests.Memory().Value()
-		r.MemoryLimitBytes += c.Resources.Limits.Memory().Value()
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})
+	r := &runtime.Resources{CPUMillis: reqs.Cpu().MilliValue(), MemoryRequest: reqs.Memory().Value()}
+	cpuDeclared, memDeclared := true, true
+	for c := range podutil.ContainerIter(&pod.Spec, podutil.InitContainers|podutil.Containers) {
+		cpuDeclared = cpuDeclared && !c.Resources.Limits.Cpu().IsZero()
+		memDeclared = memDeclared && !c.Resources.Limits.Memory().IsZero()
 	}
-	return &r
+	if p := pod.Spec.Resources; p != nil {
+		cpuDeclared = cpuDeclared || !p.Limits.Cpu().IsZero()
+		memDeclared = memDeclared || !p.Limits.Memory().IsZero()
+	}
+	if cpuDeclared {
+		r.CPULimitMillis = limits.Cpu().MilliValue()
+	}
+	if memDeclared {
+		r.MemoryLimitBytes = limits.Memory().Value()
+	}
+	return r
 }
 
-func containerResources(c *v1.Container) *runtime.Resources {
-	return &runtime.Resources{
+// containerResources: a CPU request defaults to the limit (as the kubelet
+// does for pods the API server did not default), and upstream's QoS OOM
+// score adjustment.
+func (k *Kubelet) containerResources(pod *v1.Pod, c *v1.Container) *runtime.Resources {
+	r := &runtime.Resources{
 		CPUMillis:        c.Resources.Requests.Cpu().MilliValue(),
 		CPULimitMillis:   c.Resources.Limits.Cpu().MilliValue(),
 		MemoryRequest:    c.Resources.Requests.Memory().Value(),
 		MemoryLimitBytes: c.Resources.Limits.Memory().Value(),
 	}
+	if _, ok := c.Resources.Requests[v1.ResourceCPU]; !ok {
+		r.CPUMillis = r.CPULimitMillis
+	}
+	if mem := k.capacity.Memory().Value(); mem > 0 {
+		adj := int64(kubeletqos.GetContainerOOMScoreAdjust(pod, c, mem))
+		r.OOMScoreAdj = &adj
+	}
+	return r
 }
 
 // startContainer starts one container (upstream's startContainer with the
@@ -449,37 +480,65 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Contai
 		Stdin:      c.Stdin,
 		StdinOnce:  c.StdinOnce,
 		TTY:        c.TTY,
-		Resources:  containerResources(c),
+		Resources:  k.containerResources(pod, c),
 		Labels: map[string]string{
 			podstate.LabelPodUID: string(pod.UID), podstate.LabelPodName: pod.Name,
 			podstate.LabelPodNamespace: pod.Namespace, podstate.LabelContainerName: c.Name,
 		},
 		Annotations: annotations,
 	}
-	if sc := effectiveSecurityContext(pod, c); sc != nil {
-		cfg.RunAsUser, cfg.RunAsGroup = sc.RunAsUser, sc.RunAsGroup
-		cfg.Privileged = sc.Privileged != nil && *sc.Privileged
-		cfg.ReadOnlyRootfs = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+	if err := k.applySecurityContext(cfg, pod, c); err != nil {
+		return nil, err
 	}
+	cfg.PodQOSClass = string(v1qos.GetPodQOS(pod))
+	cfg.PodResources = podResources(pod)
 	return cfg, nil
 }
 
-func effectiveSecurityContext(pod *v1.Pod, c *v1.Container) *v1.SecurityContext {
-	sc := &v1.SecurityContext{}
-	if p := pod.Spec.SecurityContext; p != nil {
-		sc.RunAsUser, sc.RunAsGroup = p.RunAsUser, p.RunAsGroup
+// applySecurityContext fills cfg's security fields from the container's
+// effective security context (upstream's determineEffectiveSecurityContext);
+// runAsUser 0 with runAsNonRoot is refused here with upstream's message
+// (the image's user is checked by the runtime, which knows it).
+func (k *Kubelet) applySecurityContext(cfg *runtime.ContainerConfig, pod *v1.Pod, c *v1.Container) error {
+	sc := securitycontext.DetermineEffectiveSecurityContext(pod, c)
+	cfg.RunAsNonRoot = sc.RunAsNonRoot != nil && *sc.RunAsNonRoot
+	if cfg.RunAsNonRoot && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+		return fmt.Errorf("container's runAsUser breaks non-root policy (pod: %q, container: %s)", format.Pod(pod), c.Name)
 	}
-	if c.SecurityContext != nil {
-		if c.SecurityContext.RunAsUser != nil {
-			sc.RunAsUser = c.SecurityContext.RunAsUser
+	cfg.RunAsUser, cfg.RunAsGroup = sc.RunAsUser, sc.RunAsGroup
+	cfg.Privileged = sc.Privileged != nil && *sc.Privileged
+	cfg.ReadOnlyRootfs = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+	cfg.NoNewPrivileges = securitycontext.AddNoNewPrivileges(sc)
+	if caps := sc.Capabilities; caps != nil {
+		cfg.Capabilities = &runtime.Capabilities{}
+		for _, a := range caps.Add {
+			cfg.Capabilities.Add = append(cfg.Capabilities.Add, string(a))
 		}
-		if c.SecurityContext.RunAsGroup != nil {
-			sc.RunAsGroup = c.SecurityContext.RunAsGroup
+		for _, d := range caps.Drop {
+			cfg.Capabilities.Drop = append(cfg.Capabilities.Drop, string(d))
 		}
-		sc.Privileged = c.SecurityContext.Privileged
-		sc.ReadOnlyRootFilesystem = c.SecurityContext.ReadOnlyRootFilesystem
 	}
-	return sc
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.FSGroup != nil {
+			cfg.SupplementalGroups = append(cfg.SupplementalGroups, *psc.FSGroup)
+		}
+		cfg.SupplementalGroups = append(cfg.SupplementalGroups, psc.SupplementalGroups...)
+	}
+	// Container field first, then the pod's; none: Unconfined (upstream
+	// without the SeccompDefault option).
+	var profile *v1.SeccompProfile
+	if c.SecurityContext != nil && c.SecurityContext.SeccompProfile != nil {
+		profile = c.SecurityContext.SeccompProfile
+	} else if psc := pod.Spec.SecurityContext; psc != nil {
+		profile = psc.SeccompProfile
+	}
+	if profile != nil {
+		cfg.Seccomp = &runtime.SeccompProfile{Type: string(profile.Type)}
+		if profile.Type == v1.SeccompProfileTypeLocalhost && profile.LocalhostProfile != nil && *profile.LocalhostProfile != "" {
+			cfg.Seccomp.LocalhostPath = filepath.Join(k.deps.RootDir, "seccomp", *profile.LocalhostProfile)
+		}
+	}
+	return nil
 }
 
 func randomID() string {

@@ -108,6 +108,41 @@ type Resources struct {
 	MemoryRequest    int64 // bytes
 	MemoryLimitBytes int64
 	PidsLimit        int64
+	// OOMScoreAdj of the container's processes (upstream's QoS policy:
+	// Guaranteed -997, BestEffort 1000, Burstable by memory request); nil
+	// leaves the runtime's own.
+	OOMScoreAdj *int64
+}
+
+// QoS classes as the API names them (PodQOSClass on ContainerConfig).
+const (
+	QOSGuaranteed = "Guaranteed"
+	QOSBurstable  = "Burstable"
+	QOSBestEffort = "BestEffort"
+)
+
+// Capabilities to add to / drop from the runtime's default set. Names
+// with or without the CAP_ prefix, any case; "ALL" means every
+// capability. Drops apply after adds, as on containerd.
+type Capabilities struct {
+	Add  []string
+	Drop []string
+}
+
+// Seccomp profile types (SeccompProfile.Type), as the API names them.
+const (
+	SeccompUnconfined     = "Unconfined"
+	SeccompRuntimeDefault = "RuntimeDefault"
+	SeccompLocalhost      = "Localhost"
+)
+
+// SeccompProfile of a container; nil is Unconfined (upstream's default
+// without the SeccompDefault kubelet option).
+type SeccompProfile struct {
+	Type string
+	// LocalhostPath is the profile file on the node for Localhost
+	// (<kubelet root>/seccomp/<localhostProfile>).
+	LocalhostPath string
 }
 
 // ContainerConfig is one attempt of one container.
@@ -136,6 +171,23 @@ type ContainerConfig struct {
 	ReadOnlyRootfs bool
 	Labels         map[string]string
 	Annotations    map[string]string
+	// RunAsNonRoot (with RunAsUser unset): isolating runtimes refuse the
+	// container with ErrInvalidConfig and upstream's message when the
+	// image would run it as root (or as a user name they cannot verify).
+	// The message names the pod from the io.kubernetes.pod.* labels.
+	RunAsNonRoot bool
+	// SupplementalGroups: the pod's fsGroup and supplementalGroups.
+	SupplementalGroups []int64
+	Capabilities       *Capabilities
+	// NoNewPrivileges: allowPrivilegeEscalation is false.
+	NoNewPrivileges bool
+	Seccomp         *SeccompProfile
+	// PodQOSClass and PodResources describe the pod's cgroup (isolating
+	// runtimes): QoS sub-tree and pod-level limits, as upstream's
+	// ResourceConfigForPod (limits only when every container has one).
+	// Empty / nil: derived from this container's Resources alone.
+	PodQOSClass  string
+	PodResources *Resources
 }
 
 type ContainerState int

@@ -39,6 +39,14 @@ type containerRecord struct {
 	// StartError is set when the start was refused before runc ran (e.g.
 	// the executable does not exist): the container is Exited with it.
 	StartError *startError `json:",omitempty"`
+	// Cgroup is the container's cgroup (cgroupfs path) inside PodCgroup;
+	// empty in records from before pod cgroups: <CgroupParent>/<ID>.
+	Cgroup    string         `json:",omitempty"`
+	PodCgroup *podCgroupSpec `json:",omitempty"`
+	// OOMChecked: the exited container's OOM counter was read (OOMKilled
+	// is the answer), before RemoveContainer deletes its cgroup.
+	OOMChecked bool `json:",omitempty"`
+	OOMKilled  bool `json:",omitempty"`
 }
 
 type startError struct {
@@ -57,6 +65,7 @@ type container struct {
 const (
 	exitCodeStartError = 128
 	reasonStartError   = "StartError"
+	reasonOOMKilled    = "OOMKilled"
 )
 
 func notFound(id string) error {
@@ -118,13 +127,26 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		cleanup()
 		return "", err
 	}
+	podCg := podCgroupFor(r.opts.CgroupParent, r.podUID(ctx, sandboxID), cfg)
+	rec.PodCgroup, rec.Cgroup = &podCg, filepath.Join(podCg.Path, id)
+	cgroups := hostCgroups()
 	spec, err := buildSpec(specInput{
 		id: id, rootfs: rootfs, hostname: sb.Hostname, sandbox: r.sandboxDir(sandboxID),
-		cfg: cfg, img: img, cgroup: filepath.Join(r.opts.CgroupParent, id), netns: sb.NetNSPath,
+		cfg: cfg, img: img, cgroup: rec.Cgroup, netns: sb.NetNSPath,
+		allCaps: allCaps(), cgroupV2: cgroups.v2,
 	})
 	if err != nil {
 		cleanup()
 		return "", err
+	}
+	if err := cgroups.ensurePod(r.opts.CgroupParent, podCg); err != nil {
+		cleanup()
+		r.releasePodCgroup(&podCg)
+		return "", err
+	}
+	cleanupAll := func() {
+		cleanup()
+		r.releasePodCgroup(&podCg)
 	}
 	rec.Argv0, rec.Env, rec.Cwd = spec.Process.Args[0], spec.Process.Env, spec.Process.Cwd
 	// runc creates a missing working directory; so does containerd.
@@ -132,14 +154,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		_ = os.MkdirAll(filepath.Join(real, filepath.Base(spec.Process.Cwd)), 0o755)
 	}
 	if err := writeJSON(filepath.Join(dir, configFile), spec); err != nil {
-		cleanup()
+		cleanupAll()
 		return "", err
 	}
 	shimCfg := &runtime.ContainerConfig{
-		Name:        cfg.Name,
-		Attempt:     cfg.Attempt,
-		Image:       cfg.Image,
-		Command:     []string{r.opts.Runc, "--root", filepath.Join(r.opts.RootDir, "runc"), "run", "--bundle", dir, id},
+		Name:    cfg.Name,
+		Attempt: cfg.Attempt,
+		Image:   cfg.Image,
+		// --keep: the exited container's cgroup stays (its OOM counter is
+		// read then) until RemoveContainer's `runc delete`.
+		Command:     []string{r.opts.Runc, "--root", filepath.Join(r.opts.RootDir, "runc"), "run", "--keep", "--bundle", dir, id},
 		WorkingDir:  dir,
 		LogPath:     cfg.LogPath,
 		Stdin:       cfg.Stdin,
@@ -151,13 +175,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	c := &container{rec: rec, dir: dir}
 	shimID, err := r.shims.CreateContainer(ctx, sandboxID, shimCfg)
 	if err != nil {
-		cleanup()
+		cleanupAll()
 		return "", err
 	}
 	c.rec.ShimID = shimID
 	if err := writeJSON(filepath.Join(dir, containerFile), &c.rec); err != nil {
 		_ = r.shims.RemoveContainer(ctx, shimID)
-		cleanup()
+		cleanupAll()
 		return "", err
 	}
 	r.mu.Lock()
@@ -226,6 +250,13 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if _, err := lookExec(filepath.Join(c.dir, rootfsDir), c.rec.Argv0, c.rec.Cwd, c.rec.Env, c.rec.Mounts); err != nil {
 		return r.failStart(c, "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "+err.Error()+": unknown")
 	}
+	// Again: the last sibling's removal may have taken the pod cgroup
+	// since CreateContainer.
+	if c.rec.PodCgroup != nil {
+		if err := hostCgroups().ensurePod(r.opts.CgroupParent, *c.rec.PodCgroup); err != nil {
+			return err
+		}
+	}
 	if err := r.shims.StartContainer(ctx, c.rec.ShimID); err != nil {
 		return err
 	}
@@ -285,6 +316,9 @@ func (r *Runtime) status(ctx context.Context, c *container) (*runtime.ContainerS
 		st.State = runtime.ContainerExited
 		st.StartedAt, st.FinishedAt = time.Time{}, se.At
 		st.ExitCode, st.Reason, st.Message = exitCodeStartError, reasonStartError, se.Message
+	}
+	if se == nil && st.State == runtime.ContainerExited && r.oomKilled(c) {
+		st.Reason = reasonOOMKilled
 	}
 	return st, nil
 }
@@ -428,6 +462,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 	r.mu.Lock()
 	delete(r.containers, id)
 	r.mu.Unlock()
+	r.releasePodCgroup(c.rec.PodCgroup)
 	_ = r.images.Release(id)
 	if err := os.RemoveAll(c.dir); err != nil {
 		return err

@@ -183,6 +183,14 @@ type specInput struct {
 	// netns is the pod's network namespace (a pinned path); empty: the
 	// host network.
 	netns string
+	// allCaps are the capabilities the kernel knows (allCaps()); nil:
+	// capNames.
+	allCaps []string
+	// devices lists the host's devices for a privileged container
+	// (hostDevices by default).
+	devices func() []specs.LinuxDevice
+	// cgroupV2: the node's cgroups are the unified hierarchy.
+	cgroupV2 bool
 }
 
 func buildSpec(in specInput) (*specs.Spec, error) {
@@ -190,10 +198,14 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("%w: no command specified", runtime.ErrInvalidConfig)
 	}
+	if err := verifyRunAsNonRoot(in.cfg, in.img); err != nil {
+		return nil, err
+	}
 	user, err := resolveUser(in.rootfs, in.cfg, in.img)
 	if err != nil {
 		return nil, err
 	}
+	user.AdditionalGids = additionalGids(in.rootfs, user, in.cfg)
 	cwd := in.cfg.WorkingDir
 	if cwd == "" {
 		cwd = in.img.Config.WorkingDir
@@ -201,7 +213,15 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
-	caps := append([]string(nil), defaultCaps...)
+	all := in.allCaps
+	if all == nil {
+		all = capNames
+	}
+	caps := capabilitySet(in.cfg, all)
+	seccomp, err := seccompFor(in.cfg, caps)
+	if err != nil {
+		return nil, err
+	}
 	s := &specs.Spec{
 		Version: "1.0.2",
 		Process: &specs.Process{
@@ -213,6 +233,8 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
+			NoNewPrivileges: in.cfg.NoNewPrivileges && !in.cfg.Privileged,
+			OOMScoreAdj:     oomScoreAdj(in.cfg.Resources),
 		},
 		Root:     &specs.Root{Path: in.rootfs, Readonly: in.cfg.ReadOnlyRootfs},
 		Hostname: in.hostname,
@@ -226,7 +248,13 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 			Resources:     resources(in.cfg.Resources),
+			Seccomp:       seccomp,
 		},
+	}
+	if in.cgroupV2 {
+		// Upstream's default (singleProcessOOMKill false on cgroup v2):
+		// an OOM kill takes the whole container.
+		s.Linux.Resources.Unified = map[string]string{"memory.oom.group": "1"}
 	}
 	if in.netns != "" {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.netns})
@@ -234,8 +262,21 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if in.cfg.Privileged {
 		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+		devices := in.devices
+		if devices == nil {
+			devices = hostDevices
+		}
+		s.Linux.Devices = devices()
 	}
 	return s, nil
+}
+
+func oomScoreAdj(r *runtime.Resources) *int {
+	if r == nil || r.OOMScoreAdj == nil {
+		return nil
+	}
+	v := int(*r.OOMScoreAdj)
+	return &v
 }
 
 func resources(r *runtime.Resources) *specs.LinuxResources {
@@ -247,26 +288,15 @@ func resources(r *runtime.Resources) *specs.LinuxResources {
 		l := r.MemoryLimitBytes
 		out.Memory = &specs.LinuxMemory{Limit: &l}
 	}
-	if r.CPUMillis > 0 || r.CPULimitMillis > 0 {
-		cpu := &specs.LinuxCPU{}
-		if r.CPUMillis > 0 {
-			// The kubelet's MilliCPUToShares.
-			shares := uint64(r.CPUMillis * 1024 / 1000)
-			if shares < 2 {
-				shares = 2
-			}
-			cpu.Shares = &shares
-		}
-		if r.CPULimitMillis > 0 {
-			period := uint64(100000)
-			quota := r.CPULimitMillis * 100000 / 1000
-			if quota < 1000 {
-				quota = 1000
-			}
-			cpu.Period, cpu.Quota = &period, &quota
-		}
-		out.CPU = cpu
+	// The kubelet's calculateLinuxResources: shares from the request
+	// (2 without one), a quota over 100 ms from the limit.
+	shares := milliCPUToShares(r.CPUMillis)
+	cpu := &specs.LinuxCPU{Shares: &shares}
+	if quota := milliCPUToQuota(r.CPULimitMillis); quota > 0 {
+		period := uint64(quotaPeriod)
+		cpu.Period, cpu.Quota = &period, &quota
 	}
+	out.CPU = cpu
 	if r.PidsLimit > 0 {
 		limit := r.PidsLimit
 		out.Pids = &specs.LinuxPids{Limit: &limit}
@@ -280,8 +310,8 @@ func mounts(in specInput) []specs.Mount {
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts(in.cfg.Privileged, "nosuid", "noexec", "nodev")},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: sysOpts(in.cfg.Privileged, "nosuid", "noexec", "nodev", "relatime")},
 		{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(in.sandbox, sandboxShm), Options: []string{"rbind", "rprivate", "nosuid", "nodev", "noexec"}},
 	}
 	user := map[string]bool{}
@@ -316,6 +346,15 @@ func mounts(in specInput) []specs.Mount {
 		return strings.Count(um[i].Destination, "/") < strings.Count(um[j].Destination, "/")
 	})
 	return append(ms, um...)
+}
+
+// sysOpts: /sys and /sys/fs/cgroup are read-only unless privileged (as
+// containerd's WithWriteableSysfs / WithWriteableCgroupfs).
+func sysOpts(privileged bool, opts ...string) []string {
+	if privileged {
+		return opts
+	}
+	return append(opts, "ro")
 }
 
 var errNotExecutable = errors.New("no such file or directory")

@@ -30,7 +30,10 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 	if st.State != runtime.ContainerRunning {
 		return nil, fmt.Errorf("container %q is in %s state", id, criState(st.State))
 	}
-	cg := filepath.Join(r.opts.CgroupParent, id)
+	cg := c.rec.Cgroup
+	if cg == "" { // a record from before pod cgroups
+		cg = filepath.Join(r.opts.CgroupParent, id)
+	}
 	out := &runtime.ContainerStats{Timestamp: r.clock.Now()}
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
 		dir := filepath.Join(cgroupRoot, cg)
