@@ -258,3 +258,50 @@ func TestKernelDataPath(t *testing.T) {
 		}
 	})
 }
+
+// TestKernelBridgedPods: two pods on one bridge, without br_netfilter. A
+// pod reaching a Service whose endpoint is the other pod gets its answer
+// only because the proxy masquerades it (BridgeNetfilter false): the reply
+// then comes back through the node, which undoes the NAT, instead of
+// straight across the bridge.
+func TestKernelBridgedPods(t *testing.T) {
+	tn := newTestNet(t)
+	podA := tn.addBridgedPod("a", "10.42.1.2")
+	podB := tn.addBridgedPod("b", "10.42.1.3")
+	_ = podA
+	serveName(t, podB, "10.42.1.3:8080", "b")
+	if err := inNS(tn.node, func() error { return setSysctl("net/bridge/bridge-nf-call-iptables", "0") }); err != nil {
+		t.Skipf("cannot turn br_netfilter off in the test namespace: %v", err)
+	}
+	objects := []runtime.Object{
+		service("web", "10.43.1.10", svcPort("", 80, 8080)),
+		endpointSlice("web", "web-1", []discovery.EndpointPort{epPort("", 8080)}, readyEP("10.42.1.3", "node1")),
+	}
+	fromA := newDialer(t, podA)
+	direct, err := fromA.get("10.42.1.3:8080")
+	if err != nil || direct != "b" {
+		t.Fatalf("pod a cannot reach pod b directly: %q, %v", direct, err)
+	}
+
+	cs := fake.NewClientset(objects...)
+	p, err := New(Options{Client: cs, NodeName: "node1", NodeIPs: []net.IP{net.ParseIP(testNodeIP)},
+		ClusterCIDR: "10.42.0.0/16", LocalPodCIDR: "10.42.1.0/24", NetNSFd: int(tn.node),
+		TableName: "k1s-proxy-bridge-test", BridgeNetfilter: ptr.To(false), RemoveOnExit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 5*time.Second, "pod a reaches pod b through the Service", func() error {
+		name, err := fromA.get("10.43.1.10:80")
+		if err != nil {
+			return err
+		}
+		if name != "b" {
+			return fmt.Errorf("answered by %q", name)
+		}
+		return nil
+	})
+}

@@ -166,6 +166,51 @@ func (tn *testNet) addPod(name, ip string) netns.NsHandle {
 	return ns
 }
 
+// addBridgedPod adds a pod namespace with address ip (in 10.42.1.0/24) on
+// the node's bridge br0 (10.42.1.1), made on first use.
+func (tn *testNet) addBridgedPod(name, ip string) netns.NsHandle {
+	tn.run(tn.node, func(h *netlink.Handle) error {
+		if _, err := h.LinkByName("br0"); err == nil {
+			return nil
+		}
+		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
+			return err
+		}
+		br, err := h.LinkByName("br0")
+		if err != nil {
+			return err
+		}
+		if err := addAddr(h, "br0", "10.42.1.1/24"); err != nil {
+			return err
+		}
+		return h.LinkSetUp(br)
+	})
+	tn.n++
+	ns := newNetns(tn.t)
+	hostSide := fmt.Sprintf("vb%d", tn.n)
+	tn.link(hostSide, ns, "eth0")
+	tn.run(tn.node, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(hostSide)
+		if err != nil {
+			return err
+		}
+		br, err := h.LinkByName("br0")
+		if err != nil {
+			return err
+		}
+		return h.LinkSetMaster(l, br)
+	})
+	tn.run(ns, func(h *netlink.Handle) error {
+		if err := addAddr(h, "eth0", ip+"/24"); err != nil {
+			return err
+		}
+		return h.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.42.1.1")})
+	})
+	tn.pods[name] = ns
+	tn.ips[name] = net.ParseIP(ip)
+	return ns
+}
+
 func (tn *testNet) run(ns netns.NsHandle, f func(h *netlink.Handle) error) {
 	tn.t.Helper()
 	h, err := netlink.NewHandleAt(ns)
