@@ -360,7 +360,15 @@ func (fs *cgroupFS) ensurePodV2(parent, qosDir string, spec podCgroupSpec, l cgr
 		}
 	}
 	d := fs.dir("", spec.Path)
-	if fs.has("cpu") {
+	// A controller the root has but could not hand down (e.g. a cgroup
+	// namespace whose root holds processes) is missing from the pod's
+	// cgroup.controllers: its limits are skipped (runc would fail on them
+	// anyway).
+	has := fs.has
+	if data, err := os.ReadFile(filepath.Join(d, "cgroup.controllers")); err == nil {
+		has = func(c string) bool { return containsWord(string(data), c) }
+	}
+	if has("cpu") {
 		if spec.QOS == runtime.QOSBestEffort {
 			if err := writeCgroupFile(fs.dir("", qosDir), "cpu.weight", strconv.FormatUint(sharesToWeight(minShares), 10)); err != nil {
 				return err
@@ -377,7 +385,7 @@ func (fs *cgroupFS) ensurePodV2(parent, qosDir string, spec podCgroupSpec, l cgr
 			return err
 		}
 	}
-	if fs.has("memory") {
+	if has("memory") {
 		mem := "max"
 		if l.memory > 0 {
 			mem = strconv.FormatInt(l.memory, 10)
@@ -386,7 +394,7 @@ func (fs *cgroupFS) ensurePodV2(parent, qosDir string, spec podCgroupSpec, l cgr
 			return err
 		}
 	}
-	if fs.has("pids") {
+	if has("pids") {
 		if err := writeCgroupFile(d, "pids.max", pidsMax(l.pids)); err != nil {
 			return err
 		}

@@ -245,6 +245,9 @@ func TestPodCgroupRunc(t *testing.T) {
 	if st, err := r.ContainerStats(ctx, a); err != nil || st.MemoryWorkingSetBytes == 0 {
 		t.Errorf("stats from the container cgroup: %+v %v", st, err)
 	}
+	if st, err := r.PodSandboxStats(ctx, sb); err != nil || st.MemoryWorkingSetBytes == 0 || st.CPUUsageNanoSeconds == 0 {
+		t.Errorf("stats from the pod cgroup: %+v %v", st, err)
+	}
 
 	// The pod cgroup stays while a container remains.
 	if err := r.RemoveContainer(ctx, a); err != nil {

@@ -241,6 +241,26 @@ func TestEnsurePodV2(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A controller the pod did not get is skipped.
+	partial := podCgroupSpec{Path: "/k1s/pode", QOS: runtime.QOSGuaranteed, Resources: runtime.Resources{CPUMillis: 500, CPULimitMillis: 500, MemoryLimitBytes: 64 << 20}}
+	if err := os.MkdirAll(filepath.Join(fs.root, partial.Path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fs.root, partial.Path, "cgroup.controllers"), []byte("memory pids\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.ensurePod("/k1s", partial); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(fs.root, partial.Path, "cpu.max")); !os.IsNotExist(err) {
+		t.Errorf("cpu.max written without the cpu controller (%v)", err)
+	}
+	if got := readFile(t, filepath.Join(fs.root, partial.Path, "memory.max")); got != "67108864" {
+		t.Errorf("memory.max = %q", got)
+	}
+	if err := fs.removePod("/k1s", partial); err != nil {
+		t.Fatal(err)
+	}
 	entries, _ := os.ReadDir(filepath.Join(fs.root, "k1s"))
 	for _, e := range entries {
 		if e.IsDir() {
@@ -263,5 +283,37 @@ func TestOOMKillsV1(t *testing.T) {
 	}
 	if _, ok := fs.oomKills("/k1s/podx/gone"); ok {
 		t.Errorf("a missing cgroup has a counter")
+	}
+}
+
+func TestCgroupStats(t *testing.T) {
+	write := func(t *testing.T, path, data string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := runtime.ContainerStats{CPUUsageNanoSeconds: 1500000000, MemoryWorkingSetBytes: 30 << 20, MemoryRSSBytes: 20 << 20}
+
+	v1fs := fakeCgroups(t, false)
+	write(t, filepath.Join(v1fs.root, "memory/k1s/podu/c/memory.usage_in_bytes"), "41943040\n")
+	write(t, filepath.Join(v1fs.root, "memory/k1s/podu/c/memory.stat"), "cache 0\nrss 1\ninactive_file 7\ntotal_rss 20971520\ntotal_inactive_file 10485760\n")
+	write(t, filepath.Join(v1fs.root, "cpuacct/k1s/podu/c/cpuacct.usage"), "1500000000\n")
+	if got, err := v1fs.stats("/k1s/podu/c"); err != nil || *got != want {
+		t.Errorf("v1 stats = %+v, %v; want %+v", got, err, want)
+	}
+
+	v2fs := fakeCgroups(t, true)
+	write(t, filepath.Join(v2fs.root, "k1s/podu/c/memory.current"), "41943040\n")
+	write(t, filepath.Join(v2fs.root, "k1s/podu/c/memory.stat"), "anon 20971520\nfile 20971520\ninactive_file 10485760\n")
+	write(t, filepath.Join(v2fs.root, "k1s/podu/c/cpu.stat"), "usage_usec 1500000\nuser_usec 1000000\n")
+	if got, err := v2fs.stats("/k1s/podu/c"); err != nil || *got != want {
+		t.Errorf("v2 stats = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := v2fs.stats("/k1s/gone"); err == nil {
+		t.Errorf("stats of a missing cgroup succeeded")
 	}
 }

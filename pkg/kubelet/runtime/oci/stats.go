@@ -15,9 +15,7 @@ import (
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// ContainerStats reads the container's cgroup: working set is usage minus
-// inactive file pages (as the kubelet / cAdvisor compute it), RSS the
-// anonymous memory, CPU the cumulative usage. cgroup v1 and v2.
+// ContainerStats reads the container's cgroup (cgroup v1 and v2).
 func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.ContainerStats, error) {
 	c := r.get(id)
 	if c == nil {
@@ -34,9 +32,46 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 	if cg == "" { // a record from before pod cgroups
 		cg = filepath.Join(r.opts.CgroupParent, id)
 	}
-	out := &runtime.ContainerStats{Timestamp: r.clock.Now()}
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
-		dir := filepath.Join(cgroupRoot, cg)
+	out, err := hostCgroups().stats(cg)
+	if err != nil {
+		return nil, err
+	}
+	out.Timestamp = r.clock.Now()
+	return out, nil
+}
+
+// PodSandboxStats reads the pod cgroup of the sandbox's containers (all
+// of them, exited ones' remains included, as the kubelet's pod-level
+// stats): ErrNotFound when the sandbox has no container with a pod
+// cgroup.
+func (r *Runtime) PodSandboxStats(ctx context.Context, sandboxID string) (*runtime.ContainerStats, error) {
+	var cg string
+	r.mu.Lock()
+	for _, c := range r.containers {
+		if c.rec.SandboxID == sandboxID && c.rec.PodCgroup != nil {
+			cg = c.rec.PodCgroup.Path
+			break
+		}
+	}
+	r.mu.Unlock()
+	if cg == "" {
+		return nil, fmt.Errorf("pod cgroup of sandbox %q: %w", sandboxID, runtime.ErrNotFound)
+	}
+	out, err := hostCgroups().stats(cg)
+	if err != nil {
+		return nil, err
+	}
+	out.Timestamp = r.clock.Now()
+	return out, nil
+}
+
+// stats reads cgroup path: working set is usage minus inactive file
+// pages (as the kubelet / cAdvisor compute it), RSS the anonymous memory,
+// CPU the cumulative usage (both hierarchical).
+func (fs *cgroupFS) stats(path string) (*runtime.ContainerStats, error) {
+	out := &runtime.ContainerStats{}
+	if fs.v2 {
+		dir := filepath.Join(fs.root, path)
 		usage, err := readUint(filepath.Join(dir, "memory.current"))
 		if err != nil {
 			return nil, err
@@ -47,7 +82,7 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 		out.CPUUsageNanoSeconds = readKV(filepath.Join(dir, "cpu.stat"))["usage_usec"] * 1000
 		return out, nil
 	}
-	mem := filepath.Join(cgroupRoot, "memory", cg)
+	mem := filepath.Join(fs.root, "memory", path)
 	usage, err := readUint(filepath.Join(mem, "memory.usage_in_bytes"))
 	if err != nil {
 		return nil, err
@@ -55,10 +90,11 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 	ms := readKV(filepath.Join(mem, "memory.stat"))
 	out.MemoryWorkingSetBytes = sub(usage, ms["total_inactive_file"])
 	out.MemoryRSSBytes = ms["total_rss"]
-	if cpu, err := readUint(filepath.Join(cgroupRoot, "cpuacct", cg, "cpuacct.usage")); err == nil {
-		out.CPUUsageNanoSeconds = cpu
-	} else if cpu, err := readUint(filepath.Join(cgroupRoot, "cpu,cpuacct", cg, "cpuacct.usage")); err == nil {
-		out.CPUUsageNanoSeconds = cpu
+	for _, h := range []string{"cpuacct", "cpu,cpuacct", "cpuacct,cpu"} {
+		if cpu, err := readUint(filepath.Join(fs.root, h, path, "cpuacct.usage")); err == nil {
+			out.CPUUsageNanoSeconds = cpu
+			break
+		}
 	}
 	return out, nil
 }
