@@ -349,7 +349,8 @@ func (k *Kubelet) probeLoop(ctx context.Context) {
 	}
 }
 
-// stopAllPods stops every container of every runtime (StopPodsOnExit).
+// stopAllPods stops and removes every pod sandbox of every runtime
+// (StopPodsOnExit).
 func (k *Kubelet) stopAllPods() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -367,6 +368,10 @@ func (k *Kubelet) stopAllPods() {
 					}
 				}
 				rt.StopPodSandbox(ctx, id)
+				// nothing stays behind: rootfs mounts, pod networks, logs
+				// of the runtime (the API keeps the pods; the next start
+				// runs them anew)
+				rt.RemovePodSandbox(ctx, id)
 			}(sb.ID)
 		}
 		wg.Wait()
