@@ -45,6 +45,12 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		shared.Stop()
 	}
+	if ociShared != nil {
+		ociShared.Stop()
+	}
+	if ociReg != nil {
+		ociReg.Close()
+	}
 	os.Exit(code)
 }
 
