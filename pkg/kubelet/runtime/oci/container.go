@@ -139,14 +139,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		cleanup()
 		return "", err
 	}
-	if err := cgroups.ensurePod(r.opts.CgroupParent, podCg); err != nil {
-		cleanup()
-		r.releasePodCgroup(&podCg)
-		return "", err
-	}
 	cleanupAll := func() {
 		cleanup()
 		r.releasePodCgroup(&podCg)
+	}
+	if err := cgroups.ensurePod(r.opts.CgroupParent, podCg); err != nil {
+		cleanupAll()
+		return "", err
 	}
 	rec.Argv0, rec.Env, rec.Cwd = spec.Process.Args[0], spec.Process.Env, spec.Process.Cwd
 	// runc creates a missing working directory; so does containerd.
