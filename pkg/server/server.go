@@ -128,6 +128,9 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	}
 	port := apiserver.PortOf(ln)
 	nodeIP := advertiseIP(o.BindAddress)
+	// The kubernetes Service's endpoint is nodeIP:port: pods reach the API
+	// there (through the service proxy) even when it is bound to loopback.
+	ln = withNodeAddress(ln, nodeIP)
 
 	p := pki.New(dataDir)
 	ca, err := p.EnsureCA()
