@@ -73,8 +73,25 @@
 //
 // IPv4 pod networks only, no NetworkPolicy, no bandwidth limits, hostPorts
 // not on 127.0.0.1, no namespaces shared between a pod's containers
-// (IPC/PID), no pod-level or QoS cgroups, no OOMKilled
-// reason, security context beyond runAsUser/runAsGroup/readOnlyRootfs,
-// no seccomp, no image GC. runc's own errors after the start (rare: mount
-// failures) go to the container's log.
+// (IPC/PID: shareProcessNamespace), no AppArmor / SELinux / procMount /
+// user namespaces, no node-allocatable (kubepods) limits, no image GC.
+// runc's own errors after the start (rare: mount failures) go to the
+// container's log.
+//
+// # Cgroups, OOM and security (cgroups.go, seccomp.go)
+//
+// Pod cgroups as the kubelet's cgroupfs driver lays them out:
+// <CgroupParent>/pod<uid> for Guaranteed pods, burstable/pod<uid> and
+// besteffort/pod<uid> for the others, containers inside; pod limits from
+// upstream's rules (cpu shares from requests, quota and memory limit when
+// every container has one), v1 and v2. runc runs with --keep so the
+// container's cgroup outlives its exit long enough to read the OOM-kill
+// counter: a container killed by the OOM killer is Exited with reason
+// OOMKilled, exit code 137. Security context: runAsUser/Group,
+// runAsNonRoot (upstream's messages, CreateContainerConfigError),
+// capabilities add/drop (ALL), privileged, allowPrivilegeEscalation
+// (NoNewPrivileges), readOnlyRootFilesystem, fsGroup and
+// supplementalGroups; seccomp RuntimeDefault is a deny list of the
+// dangerous syscalls (kexec, modules, mount/unshare/setns, ...), Localhost
+// profiles from <kubelet root>/seccomp.
 package oci
