@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,8 +120,13 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 		ClusterDNS:     dns,
 		ClusterDomain:  "cluster.local",
 		StopPodsOnExit: c.StopPodsOnExit,
-		Version:        Version(),
-		Ready:          c.Ready,
+		// only the API server (its kubelet-client certificate) and cluster
+		// admins; not other nodes, whose certificates the same CA signed
+		AuthorizeClient: func(cert *x509.Certificate) bool {
+			return cert.Subject.CommonName == pki.KubeletClientCommonName || slices.Contains(cert.Subject.Organization, pki.AdminOrganization)
+		},
+		Version: Version(),
+		Ready:   c.Ready,
 	})
 	if err != nil {
 		return err

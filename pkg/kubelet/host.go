@@ -54,7 +54,8 @@ func (k *Kubelet) listen() error {
 }
 
 func (k *Kubelet) serve(ctx context.Context) {
-	opts := server.Options{RequireClientCert: k.deps.ServerTLS != nil && k.deps.ServerTLS.ClientCAs != nil}
+	opts := server.Options{RequireClientCert: k.deps.ServerTLS != nil && k.deps.ServerTLS.ClientCAs != nil,
+		Authorize: k.deps.AuthorizeClient}
 	srv := &http.Server{Handler: server.New(k, opts), ReadHeaderTimeout: 30 * time.Second}
 	done := make(chan struct{})
 	go func() {

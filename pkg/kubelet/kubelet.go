@@ -23,6 +23,7 @@ package kubelet
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log"
@@ -82,6 +83,9 @@ type Dependencies struct {
 	// StopPodsOnExit stops every container when Run returns; by default
 	// they keep running and a restarted agent adopts them.
 	StopPodsOnExit bool
+	// AuthorizeClient, when set, decides which verified client
+	// certificates may use the kubelet API (nil: any the CA signed).
+	AuthorizeClient func(cert *x509.Certificate) bool
 	// Version is k1s's version (containerRuntimeVersion "host://<Version>").
 	Version string
 	// Probes overrides the probe manager (tests); nil: prober.NewManager.

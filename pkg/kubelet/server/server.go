@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ type Options struct {
 	// RequireClientCert: reject requests without a verified client
 	// certificate (the API server's); set when the TLS config has ClientCAs.
 	RequireClientCert bool
+	// Authorize, when set, decides which verified client certificates may
+	// use the API (upstream asks the API server with a
+	// SubjectAccessReview; k1s's only legitimate caller is the API server
+	// with its kubelet-client identity, or a cluster admin).
+	Authorize func(cert *x509.Certificate) bool
 	// StreamIdleTimeout closes idle exec/attach/port-forward streams.
 	StreamIdleTimeout time.Duration
 }
@@ -95,6 +101,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.RequireClientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
+	}
+	if s.opts.Authorize != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		if cert := r.TLS.VerifiedChains[0][0]; !s.opts.Authorize(cert) {
+			verb := "get"
+			if r.Method != http.MethodGet {
+				verb = "create"
+			}
+			// upstream kubelet's text for a denied request
+			http.Error(w, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource=proxy)", cert.Subject.CommonName, verb), http.StatusForbidden)
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,31 @@ func TestRequireClientCert(t *testing.T) {
 		srv.ServeHTTP(w, r)
 		if w.Code != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
+		}
+	}
+}
+
+func TestAuthorizeClient(t *testing.T) {
+	srv := New(host{}, Options{RequireClientCert: true, Authorize: func(c *x509.Certificate) bool {
+		return c.Subject.CommonName == "kube-apiserver-kubelet-client"
+	}})
+	chain := func(cn string) *tls.ConnectionState {
+		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{Subject: pkix.Name{CommonName: cn}}}}}
+	}
+	for _, tc := range []struct {
+		cn   string
+		want int
+		body string
+	}{
+		{"kube-apiserver-kubelet-client", http.StatusOK, "ok"},
+		{"system:node:other", http.StatusForbidden, "Forbidden (user=system:node:other, verb=get, resource=nodes, subresource=proxy)\n"},
+	} {
+		r := httptest.NewRequest("GET", "/healthz", nil)
+		r.TLS = chain(tc.cn)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != tc.want || w.Body.String() != tc.body {
+			t.Errorf("%s: %d %q, want %d %q", tc.cn, w.Code, w.Body.String(), tc.want, tc.body)
 		}
 	}
 }
