@@ -78,6 +78,8 @@ func TestKernelDataPath(t *testing.T) {
 		service("hairpin", "10.43.0.15", svcPort("", 80, 8080)),
 		endpointSlice("hairpin", "hairpin-abc", ports, readyEP("10.42.0.11", "node1")),
 		service("flip", "10.43.0.16", svcPort("", 80, 8080)), both("flip"),
+		service("remote", "10.43.0.18", svcPort("", 80, 8080)),
+		endpointSlice("remote", "remote-abc", ports, readyEP("10.42.0.12", "node2")), // as if on another node
 		service("dns", "10.43.0.17", dnsPort), endpointSlice("dns", "dns-abc", udpPorts, readyEP("10.42.0.11", "node1")),
 	)
 	fromNode, fromPod, fromOut, fromPod1 := newDialer(t, tn.node), newDialer(t, client), newDialer(t, tn.out), newDialer(t, pod1)
@@ -126,6 +128,10 @@ func TestKernelDataPath(t *testing.T) {
 	t.Run("ClusterIP spreads over ready endpoints, from the node and from a pod", func(t *testing.T) {
 		spread(t, fromNode, "10.43.0.10:80", "pod1", "pod2")
 		spread(t, fromPod, "10.43.0.10:80", "pod1", "pod2")
+	})
+	t.Run("an endpoint on another node, from the node and from a pod", func(t *testing.T) {
+		spread(t, fromNode, "10.43.0.18:80", "pod2")
+		spread(t, fromPod, "10.43.0.18:80", "pod2")
 	})
 	t.Run("NodePort on the node's address, from outside, the node and a pod", func(t *testing.T) {
 		spread(t, fromOut, testNodeIP+":30080", "pod1", "pod2")

@@ -29,7 +29,7 @@ import (
 // every veth), so pod-to-pod traffic crosses the node's IP stack and
 // br_netfilter plays no part.
 type testNet struct {
-	t    *testing.T
+	t    testing.TB
 	node netns.NsHandle
 	out  netns.NsHandle
 	pods map[string]netns.NsHandle
@@ -100,7 +100,7 @@ func setSysctl(name, value string) error {
 	return os.WriteFile("/proc/sys/"+name, []byte(value), 0o644)
 }
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	requireRoot(t)
 	tn := &testNet{t: t, node: newNetns(t), out: newNetns(t), pods: map[string]netns.NsHandle{}, ips: map[string]net.IP{}}
 	tn.link("ext0", tn.out, "ext0")

@@ -126,9 +126,15 @@ func buildRuleset(c config, sps []servicePort) *ruleset {
 	newConn := ctStateNew{}
 	notLoopback := matchPrefix{Field: daddr, Not: true, Prefix: loopback}
 
+	// ClusterIP traffic from outside the cluster is masqueraded, as
+	// kube-proxy does. Unlike kube-proxy, the node's own connections are
+	// masqueraded only to endpoints on other nodes (see the endpoint
+	// chains): a local endpoint answers the node's address through the node
+	// anyway, and masquerading would cap a node's connection rate to one
+	// endpoint at what 64k source ports allow per conntrack TIME_WAIT (120 s).
 	clusterIPsRule := rule{matchSet{daddr, setClusterIPs}, toMasq}
 	if c.ClusterCIDR.IsValid() {
-		clusterIPsRule = rule{matchSet{daddr, setClusterIPs}, matchPrefix{Field: saddr, Not: true, Prefix: c.ClusterCIDR}, toMasq}
+		clusterIPsRule = rule{matchSet{daddr, setClusterIPs}, matchPrefix{Field: saddr, Not: true, Prefix: c.ClusterCIDR}, fibSaddrLocal{Not: true}, toMasq}
 	}
 	rs := &ruleset{Chains: []chainSpec{
 		{Name: chainNatPrerouting, Hook: &hookSpec{nftables.ChainTypeNAT, nftables.ChainHookPrerouting, "prerouting", -100},
@@ -192,7 +198,11 @@ func buildRuleset(c config, sps []servicePort) *ruleset {
 			epBase := hashedName(fmt.Sprintf("%s/%s/%s/%s__%s/%d", sp.Namespace, sp.Name, strings.ToLower(string(sp.Protocol)), sp.PortName, ep.Addr, ep.Port))
 			chain := prefixEndpoint + epBase
 			epChains[ep] = chain
+			// Hairpin: a pod reaching itself must not see its own address.
 			rules := []rule{{matchPrefix{Field: saddr, Prefix: netip.PrefixFrom(ep.Addr, 32)}, toMasq}}
+			if !ep.Local && c.ClusterCIDR.IsValid() {
+				rules = append(rules, rule{fibSaddrLocal{}, toMasq})
+			}
 			if ep.Local && c.LocalPodCIDR.IsValid() {
 				rules = append(rules, rule{matchPrefix{Field: saddr, Prefix: c.LocalPodCIDR}, toMasq})
 			}

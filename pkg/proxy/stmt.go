@@ -145,16 +145,25 @@ func (fibDaddrLocal) exprs(exprBuilder) []expr.Any {
 	}
 }
 
-// fibSaddrLocal is `fib saddr type local`: the packet comes from the node
-// itself.
-type fibSaddrLocal struct{}
+// fibSaddrLocal is `fib saddr type [!=] local`: the packet comes (or does
+// not come) from the node itself.
+type fibSaddrLocal struct{ Not bool }
 
-func (fibSaddrLocal) String() string { return "fib saddr type local" }
+func (f fibSaddrLocal) String() string {
+	if f.Not {
+		return "fib saddr type != local"
+	}
+	return "fib saddr type local"
+}
 
-func (fibSaddrLocal) exprs(exprBuilder) []expr.Any {
+func (f fibSaddrLocal) exprs(exprBuilder) []expr.Any {
+	op := expr.CmpOpEq
+	if f.Not {
+		op = expr.CmpOpNeq
+	}
 	return []expr.Any{
 		&expr.Fib{Register: reg1, FlagSADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
+		&expr.Cmp{Op: op, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
 	}
 }
 
