@@ -103,16 +103,19 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 			sources = append(sources, src)
 		}
 	}
-	if m := cfg.mirrorOf(host); m != nil {
+	m := cfg.mirrorOf(host)
+	if m != nil {
 		for _, ep := range m.endpoints {
 			add(pullSource{ep: ep, repo: m.rewriteRepo(repo), mirror: true})
 		}
 	}
-	scheme := "https"
-	if isLoopback(host) || contains(opts.Insecure, host) {
-		scheme = "http"
+	if m == nil || len(m.endpoints) == 0 || !cfg.DisableDefaultEndpoint {
+		scheme := "https"
+		if isLoopback(host) || contains(opts.Insecure, host) {
+			scheme = "http"
+		}
+		add(pullSource{ep: endpoint{host: host, scheme: scheme}, repo: repo})
 	}
-	add(pullSource{ep: endpoint{host: host, scheme: scheme}, repo: repo})
 
 	// containerd's resolver: "not found" passes on to the next endpoint;
 	// the error reported is the first other one.

@@ -46,6 +46,11 @@ type RegistryConfig struct {
 	Mirrors map[string]Mirror             `json:"mirrors,omitempty"`
 	Configs map[string]RegistryHostConfig `json:"configs,omitempty"`
 
+	// DisableDefaultEndpoint: a registry with mirrors is reached through
+	// them only, never itself (k3s's --disable-default-registry-endpoint;
+	// not part of the file).
+	DisableDefaultEndpoint bool `json:"-"`
+
 	// compiled by LoadRegistryConfig / ParseRegistryConfig
 	mirrors    map[string]*compiledMirror
 	transports sync.Map // host → http.RoundTripper

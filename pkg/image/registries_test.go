@@ -111,6 +111,7 @@ func TestPullThroughMirrors(t *testing.T) {
 		served            []*testRegistry
 		wantErr           string
 		notFound          bool
+		noUp              bool // DisableDefaultEndpoint
 	}{{
 		name:    "docker.io through a plain HTTP mirror",
 		config:  "mirrors:\n  docker.io:\n    endpoint: [\"http://" + mirror.host + "\"]\n",
@@ -155,6 +156,14 @@ func TestPullThroughMirrors(t *testing.T) {
 		notFound: true,
 		served:   []*testRegistry{mirror, upstream},
 	}, {
+		name:     "docker.io without its default endpoint: not found, offline",
+		config:   "mirrors:\n  docker.io:\n    endpoint: [\"http://" + mirror.host + "\"]\n",
+		noUp:     true,
+		ref:      "busybox:doesnotexist",
+		wantErr:  `rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/library/busybox:doesnotexist": failed to resolve reference "docker.io/library/busybox:doesnotexist": docker.io/library/busybox:doesnotexist: not found`,
+		notFound: true,
+		served:   []*testRegistry{mirror},
+	}, {
 		name:    "refused loopback registry: plain HTTP HEAD, the dial error",
 		config:  "",
 		ref:     dead + "/does-not/exist:v1",
@@ -168,7 +177,9 @@ func TestPullThroughMirrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStore(t)
-			s.SetRegistryConfig(writeConfig(t, tc.config))
+			cfg := writeConfig(t, tc.config)
+			cfg.DisableDefaultEndpoint = tc.noUp
+			s.SetRegistryConfig(cfg)
 			before := map[*testRegistry]int{}
 			for _, r := range []*testRegistry{mirror, secured, upstream} {
 				before[r] = len(r.served())
