@@ -5,9 +5,11 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"k1s.dev/k1s/pkg/controller/manager"
+	"k1s.dev/k1s/pkg/proxy/servicelb"
 	"k1s.dev/k1s/pkg/scheduler"
 	"k1s.dev/k1s/pkg/server"
 )
@@ -33,6 +35,17 @@ func runControllers(ctx context.Context, env *server.Env) error {
 		return err
 	}
 	go sched.Run(ctx)
+	// LoadBalancer Services get the nodes' addresses as their ingress
+	// (k3s's ServiceLB); the service proxy serves the ports there.
+	lb, err := servicelb.New(servicelb.Options{Client: client, Informers: factory})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := lb.Run(ctx); err != nil {
+			klog.ErrorS(err, "servicelb stopped")
+		}
+	}()
 	return manager.Run(ctx, manager.Config{
 		KubeConfig: env.AdminREST,
 		Informers:  factory,
