@@ -38,6 +38,8 @@ type proc struct {
 	pidNS     string
 	shimEnv   bool // K1S_SHIM=1 in its environment
 	mem       harness.Memory
+	pte       int64 // page tables (VmPTE), bytes
+	threads   int
 	cat       category
 }
 
@@ -64,6 +66,8 @@ func classify(p *proc, hostPidNS string) category {
 type catSum struct {
 	count         int
 	rss, pss, uss int64
+	pte           int64
+	threads       int
 	names         map[string]int // comm → count
 }
 
@@ -94,20 +98,8 @@ func takeSnapshot(serverPID int, work string) (*snapshot, error) {
 	}
 	under := map[int]bool{}
 	if serverPID > 0 {
-		children := map[int][]int{}
-		for _, p := range procs {
-			children[p.ppid] = append(children[p.ppid], p.pid)
-		}
-		queue := []int{serverPID}
-		for len(queue) > 0 {
-			pid := queue[0]
-			queue = queue[1:]
-			for _, c := range children[pid] {
-				if !under[c] {
-					under[c] = true
-					queue = append(queue, c)
-				}
-			}
+		for _, pid := range descendants(procs, serverPID) {
+			under[pid] = true
 		}
 	}
 	hostNS := readLink(fmt.Sprintf("/proc/%d/ns/pid", os.Getpid()))
@@ -141,9 +133,12 @@ func takeSnapshot(serverPID int, work string) (*snapshot, error) {
 			continue // gone meanwhile
 		}
 		p.mem = m
+		p.pte, p.threads = kernelSide(p.pid)
 		byPID[p.pid] = p
 		c := &s.cats[p.cat]
 		c.count++
+		c.pte += p.pte
+		c.threads += p.threads
 		c.rss += m.RSS
 		c.pss += m.PSS
 		c.uss += m.USS
@@ -174,6 +169,29 @@ func takeSnapshot(serverPID int, work string) (*snapshot, error) {
 	}
 	s.cg = podCgroups(inits)
 	return s, nil
+}
+
+// descendants returns the PIDs of every process below root.
+func descendants(procs []*proc, root int) []int {
+	children := map[int][]int{}
+	for _, p := range procs {
+		children[p.ppid] = append(children[p.ppid], p.pid)
+	}
+	var out []int
+	seen := map[int]bool{root: true}
+	queue := []int{root}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range children[pid] {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
 }
 
 // readProcs lists every process with its parent and command.
@@ -221,6 +239,37 @@ func parseStat(s string) (comm string, ppid int, ok bool) {
 		return "", 0, false
 	}
 	return s[open+1 : closing], ppid, true
+}
+
+// kernelStack is the kernel stack of one thread (THREAD_SIZE on x86_64
+// and arm64).
+const kernelStack = 16 << 10
+
+// kernelSide reads a process's page tables (VmPTE) and thread count from
+// /proc/PID/status: kernel memory the process costs that smaps does not show.
+func kernelSide(pid int) (pte int64, threads int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmPTE":
+			pte = n << 10
+		case "Threads":
+			threads = int(n)
+		}
+	}
+	return pte, threads
 }
 
 func readLink(p string) string {
@@ -457,6 +506,23 @@ func (s *snapshot) splitValue(n int) string {
 	return strings.Join(parts, " · ")
 }
 
+// kernelValue is the page tables and thread stacks of the overhead
+// processes, per pod.
+func (s *snapshot) kernelValue(n int) string {
+	var parts []string
+	var total int64
+	for _, c := range []category{catShim, catRuncRun, catRuncOther, catOther} {
+		cs := s.cats[c]
+		if cs.count == 0 {
+			continue
+		}
+		k := cs.pte + int64(cs.threads)*kernelStack
+		total += k
+		parts = append(parts, fmt.Sprintf("%s %s (page tables %s + %.1f threads × 16 KiB stack)", catNames[c], mb(k/int64(n)), mb(cs.pte/int64(n)), float64(cs.threads)/float64(cs.count)))
+	}
+	return fmt.Sprintf("%s per pod: %s", mb(total/int64(n)), strings.Join(parts, " · "))
+}
+
 func (s *snapshot) parentValue() string {
 	if s.inits == 0 {
 		return "no container found"
@@ -507,7 +573,7 @@ func (s *snapshot) summary() string {
 	var parts []string
 	for c := category(0); c < numCats; c++ {
 		cs := s.cats[c]
-		parts = append(parts, fmt.Sprintf("%s ×%d USS %s PSS %s RSS %s [%s]", catNames[c], cs.count, mb(cs.uss), mb(cs.pss), mb(cs.rss), names(cs.names)))
+		parts = append(parts, fmt.Sprintf("%s ×%d USS %s PSS %s RSS %s PTE %s threads %d [%s]", catNames[c], cs.count, mb(cs.uss), mb(cs.pss), mb(cs.rss), mb(cs.pte), cs.threads, names(cs.names)))
 	}
 	return strings.Join(parts, "; ")
 }

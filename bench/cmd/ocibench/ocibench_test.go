@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -59,6 +60,17 @@ func TestParseStat(t *testing.T) {
 		if comm != tt.comm || ppid != tt.ppid || ok != tt.ok {
 			t.Errorf("parseStat(%q) = %q, %d, %v", tt.in, comm, ppid, ok)
 		}
+	}
+}
+
+func TestDescendants(t *testing.T) {
+	procs := []*proc{{pid: 1, ppid: 0}, {pid: 10, ppid: 1}, {pid: 11, ppid: 10}, {pid: 12, ppid: 11}, {pid: 13, ppid: 10}, {pid: 20, ppid: 1}}
+	got := descendants(procs, 10)
+	if fmt.Sprint(got) != "[11 13 12]" {
+		t.Errorf("descendants(10) = %v", got)
+	}
+	if got := descendants(procs, 12); len(got) != 0 {
+		t.Errorf("descendants(12) = %v", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,7 @@ type burstResult struct {
 	allOK     bool
 	failure   string
 	createErr error
+	cpu       time.Duration // CPU of the server and its descendants from before the creates until all were Running
 }
 
 // latencies from each pod's create to its Running event, and to its binding.
@@ -206,6 +208,7 @@ func (r *podRun) createAtOnce(ctx context.Context, prefix string, n int) *burstR
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	cpu0 := r.cpuNow()
 	res.first = time.Now()
 	for _, cc := range r.clients {
 		wg.Add(1)
@@ -236,6 +239,7 @@ func (r *podRun) createAtOnce(ctx context.Context, prefix string, n int) *burstR
 		return res
 	}
 	got := r.tr.waitRunning(ctx, res.names, r.podTimeout)
+	res.cpu = r.cpuNow() - cpu0
 	res.bound, res.running = r.tr.times(res.names)
 	res.allOK = got == n
 	if !res.allOK {
@@ -290,9 +294,10 @@ func (r *podRun) deleteAll(ctx context.Context, names []string) time.Duration {
 func (r *podRun) singles(ctx context.Context) {
 	rows := r.section("single")
 	label := fmt.Sprintf("oci pod create → Running, 1 pod at a time (x%d), via scheduler, image present: p50 / p99", r.single)
-	var run, bound []time.Duration
+	var run, bound, cpu []time.Duration
 	for i := 0; i < r.single; i++ {
 		name := fmt.Sprintf("single-%03d", i)
+		cpu0 := r.cpuNow()
 		t0 := time.Now()
 		if _, err := r.c.CoreV1().Pods(ns).Create(ctx, sleepPod(name), metav1.CreateOptions{}); err != nil {
 			rows.Add(label, "n/a: create: "+err.Error(), "p50 < 300 ms")
@@ -303,6 +308,7 @@ func (r *podRun) singles(ctx context.Context) {
 			r.deleteAll(ctx, []string{name})
 			return
 		}
+		cpu = append(cpu, r.cpuNow()-cpu0)
 		b, y := r.tr.times([]string{name})
 		run = append(run, y[0].Sub(t0))
 		bound = append(bound, b[0].Sub(t0))
@@ -316,6 +322,7 @@ func (r *podRun) singles(ctx context.Context) {
 	rows.Add(label, p50p99(run)+fmt.Sprintf(" (min %s, max %s)", harness.Ms(harness.Quantile(run, 0)), harness.Ms(harness.Quantile(run, 1))), "p50 < 300 ms")
 	rows.Add("… of which create → bound (API + scheduler) / bound → Running (node agent, oci runtime): p50 / p99",
 		p50p99(bound)+"; "+p50p99(agent), "")
+	rows.Add("… CPU used from create to Running (server process: API, scheduler, agent; shim, runc, container): p50 / p99", p50p99(cpu), "")
 }
 
 // burstRun creates r.burst pods at once and reports per-pod latencies and
@@ -341,6 +348,25 @@ func (r *podRun) burstRun(ctx context.Context) {
 	rows.Add(label, fmt.Sprintf("%s; %s", harness.Ms(last.Sub(res.first)), p50p99(run)), "")
 	rows.Add("… of which the creates (all requests done) / per pod create → bound, bound → Running: p50 / p99",
 		fmt.Sprintf("%s / %s, %s", harness.Ms(res.created.Sub(res.first)), p50p99(bound), p50p99(agent)), "")
+	wall := last.Sub(res.first)
+	rows.Add("… CPU used until all were Running (server process + shims, runc, containers): per pod; average cores busy over the wall time",
+		fmt.Sprintf("%s per pod; %.2f cores (of %d)", harness.Ms(res.cpu/time.Duration(r.burst)), res.cpu.Seconds()/wall.Seconds(), goruntime.NumCPU()), "")
+}
+
+// cpuNow is the CPU (user + system) the server process and every process
+// below it have used, including the children each has reaped.
+func (r *podRun) cpuNow() time.Duration {
+	pids := []int{r.server.PID()}
+	if procs, err := readProcs(); err == nil {
+		pids = append(pids, descendants(procs, r.server.PID())...)
+	}
+	var total time.Duration
+	for _, pid := range pids {
+		if c, err := harness.ReadCPU(pid); err == nil {
+			total += c.Self + c.Children
+		}
+	}
+	return total
 }
 
 func p50p99(d []time.Duration) string {

@@ -161,10 +161,13 @@ func (r *podRun) memory(ctx context.Context) {
 	r.log("processes: %s", snap.summary())
 	rows.Add(label, snap.overheadValue(n), "< 5 MB")
 	rows.Add("… split per pod: shim (k1s binary, C shim) / `runc run` / other non-container processes — USS (PSS), process count", snap.splitValue(n), "")
+	rows.Add("… plus kernel memory of those processes that smaps does not show: page tables (VmPTE) + a 16 KiB kernel stack per thread", snap.kernelValue(n), "")
 	rows.Add("… the container's PID 1: its parent process", snap.parentValue(), "")
 	rows.Add("… the containers' own processes (`sleep`, not overhead): USS (PSS) per pod", snap.workloadValue(n), "")
 	rows.Add("… sandbox: /dev/shm tmpfs used per pod; mounts per pod under the data dir", snap.mountsValue(n), "")
 	rows.Add("… pod cgroups (container processes + kernel memory charged to them; not the shim or runc): memory usage / of which kmem, per pod", snap.cgroupValue(n), "")
+	rows.Add(fmt.Sprintf("… (the %d pods, created at once: first create → all Running; per pod p50 / p99; CPU per pod)", n),
+		fmt.Sprintf("%s; %s; %s", harness.Ms(last.Sub(res.first)), p50p99(run), harness.Ms(res.cpu/time.Duration(n))), "")
 	rows.Add(fmt.Sprintf("server RSS growth per pod: (RSS with %d pods − RSS idle) / %d", n, n),
 		fmt.Sprintf("%s / pod (idle %s → %s; anon %s → %s)", signedMB((loaded.RSS-idle.RSS)/int64(n)),
 			harness.MB(idle.RSS), harness.MB(loaded.RSS), harness.MB(idle.RSSAnon), harness.MB(loaded.RSSAnon)), "")
