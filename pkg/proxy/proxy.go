@@ -98,7 +98,6 @@ type Proxier struct {
 
 	services  corelisters.ServiceLister
 	endpoints discoverylisters.EndpointSliceLister
-	synced    []cache.InformerSynced
 
 	trigger chan struct{}
 

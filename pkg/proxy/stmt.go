@@ -342,11 +342,10 @@ type verdict struct {
 	Chain string
 }
 
-func jump(c string) verdict  { return verdict{Kind: expr.VerdictJump, Chain: c} }
-func goTo(c string) verdict  { return verdict{Kind: expr.VerdictGoto, Chain: c} }
-func ret() verdict           { return verdict{Kind: expr.VerdictReturn} }
-func dropVerdict() verdict   { return verdict{Kind: expr.VerdictDrop} }
-func acceptVerdict() verdict { return verdict{Kind: expr.VerdictAccept} }
+func jump(c string) verdict { return verdict{Kind: expr.VerdictJump, Chain: c} }
+func goTo(c string) verdict { return verdict{Kind: expr.VerdictGoto, Chain: c} }
+func ret() verdict          { return verdict{Kind: expr.VerdictReturn} }
+func dropVerdict() verdict  { return verdict{Kind: expr.VerdictDrop} }
 
 func (v verdict) String() string {
 	switch v.Kind {
