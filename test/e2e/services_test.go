@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -339,6 +340,26 @@ spec:
 		MatchLines(t, s.MustKubectl(t, "get", "svc", "readiness-svc", "-n", ns),
 			`^readiness-svc\s+LoadBalancer\s+`+regexp.QuoteMeta(ip)+`\s+`+regexp.QuoteMeta(ingress)+`\s+80:`+nodePort+`/TCP\s+\d+s$`)
 		svcsOnly(t, "LoadBalancer ingress", ready, svcsGets("http://"+net.JoinHostPort(ingress, "80")+"/", 10))
+	})
+	// Whatever writes it, the proxy serves the ingress address the status
+	// names: here one written by hand (a documentation address, random so
+	// that clusters running at the same time on this machine differ).
+	t.Run("LoadBalancerIngressProxy", func(t *testing.T) {
+		if s.Jsonpath(t, ns, "svc/readiness-svc", "{.status.loadBalancer.ingress[0].ip}") != "" {
+			t.Skip("the ingress is set: LoadBalancerIngress covers it")
+		}
+		addr := fmt.Sprintf("203.0.113.%d", 1+rand.IntN(254))
+		s.MustKubectl(t, "patch", "svc", "readiness-svc", "-n", ns, "--subresource=status", "--type=merge",
+			"-p", `{"status":{"loadBalancer":{"ingress":[{"ip":"`+addr+`","ipMode":"VIP"}]}}}`)
+		MatchLines(t, s.MustKubectl(t, "get", "svc", "readiness-svc", "-n", ns),
+			`^readiness-svc\s+LoadBalancer\s+`+regexp.QuoteMeta(ip)+`\s+`+regexp.QuoteMeta(addr)+`\s+80:`+nodePort+`/TCP\s+\d+s$`)
+		url := "http://" + net.JoinHostPort(addr, "80") + "/"
+		Eventually(t, 10*time.Second, "the ingress address answering", func() (bool, string) {
+			a := svcsGets(url, 1)[0]
+			return a == svcsHello(ready), a
+		})
+		svcsOnly(t, "LoadBalancer ingress", ready, svcsGets(url, 10))
+		svcsOnly(t, "LoadBalancer ingress from a pod", ready, svcsPodGets(t, s, ns, "client", url, 5))
 	})
 }
 
@@ -872,6 +893,12 @@ spec:
 		svcsBalanced(t, "NodePort from a pod", pods, func() []string { return svcsPodGets(t, s, ns, "client", webURL, 20) })
 		svcsBalanced(t, "ClusterIP port 8000", pods, func() []string {
 			return svcsGets("http://"+net.JoinHostPort(svcsClusterIP(t, s, ns, "web"), "8000")+"/", 20)
+		})
+	})
+	t.Run("Hairpin", func(t *testing.T) {
+		// a pod reaches itself through its own Service too
+		svcsBalanced(t, pods[0]+" → web", pods, func() []string {
+			return svcsPodGets(t, s, ns, pods[0], "http://web:8000/", 20)
 		})
 	})
 	t.Run("SessionAffinityClientIP", func(t *testing.T) {
