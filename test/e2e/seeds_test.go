@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,7 +331,7 @@ func seed001Readiness(t *testing.T, s *Server) {
 	answers := func() (map[string]bool, string) {
 		seen := map[string]bool{}
 		for i := 0; i < 8; i++ {
-			body, err := httpGet("http://" + clusterIP + "/")
+			body, err := curl("http://" + clusterIP + "/")
 			if err != nil {
 				return nil, fmt.Sprintf("curl http://%s/: %v", clusterIP, err)
 			}
@@ -389,6 +391,19 @@ func seed001Readiness(t *testing.T, s *Server) {
 	describeEndpoints(sortedIPs(pods...), "<none>")
 }
 
+// curl GETs url on a connection of its own, as `curl -s -m 2` does (a
+// kept-alive connection would stay with the endpoint it first reached).
+func curl(url string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 func seedContains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -430,7 +445,7 @@ func seed003MultiContainer(t *testing.T, s *Server) {
 	MatchLines(t, s.MustKubectl(t, "exec", "-n", ns, "multi-container-pod", "-c", "log-writer", "--", "ls", "-la", "/logs"),
 		`^total [0-9]+$`, `^drwxrwxrwx +[0-9]+ root +root +[0-9]+ .* \.$`, `^drwxr-xr-x +[0-9]+ root +root +[0-9]+ .* \.\.$`,
 		`^-rw-r--r-- +1 root +root +[0-9]+ .* hello\.txt$`)
-	if body, err := httpGet("http://" + ip + "/hello.txt"); err != nil || !hellos.MatchString(body) {
+	if body, err := curl("http://" + ip + "/hello.txt"); err != nil || !hellos.MatchString(body) {
 		t.Errorf("curl http://%s/hello.txt: %q %v", ip, body, err)
 	}
 	ev := seedEvents(t, s, ns, "multi-container-pod")
