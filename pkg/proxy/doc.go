@@ -18,7 +18,8 @@
 //	                   LoadBalancer ingress / externalIP . proto . port → goto external-<svc>
 //	service-nodeports: proto . nodePort → goto external-<svc>
 //	external-<svc>:    mark for masquerade, goto service-<svc> (externalTrafficPolicy Local: local-<svc>)
-//	service-<svc>:     [ip saddr @affinity-<ep> goto endpoint-<ep>]… numgen random mod N vmap { i : goto endpoint-<ep> }
+//	service-<svc>:     [ip saddr @affinity-<ep> goto endpoint-<ep>]…
+//	                   numgen random mod N == 0 goto endpoint-<ep1>; numgen random mod N-1 == 0 goto endpoint-<ep2>; …; goto endpoint-<epN>
 //	endpoint-<ep>:     [masquerade marks] [update @affinity-<ep> { ip saddr }] dnat to ip:port
 //	no-endpoint-services / no-endpoint-nodeports: → reject (ICMP port unreachable: "connection refused")
 //	cluster-ips-check: any other port of a ClusterIP → reject
@@ -44,8 +45,10 @@
 // connections to one endpoint at 64k source ports per conntrack TIME_WAIT
 // (120 s), about 500 per second, which the benchmark hit.
 //
-// Each write flushes and refills chains and maps rather than recreating the
-// table, so ClientIP affinity sets keep their clients; the first write of a
+// Each write empties the table's rules (one message), adds missing chains,
+// refills the maps (at most 100 elements per message: an element list is
+// one netlink attribute, 64 KiB at most) and adds every rule, in one batch,
+// rather than recreating the table, so ClientIP affinity sets keep their clients; the first write of a
 // Proxier, and any write the kernel refuses, recreate it (delete and create
 // in the same batch). Chains no longer wanted are flushed at once and
 // deleted a second later (kernels before 6.2 need the delay). UDP conntrack

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
@@ -117,6 +118,9 @@ func (k *kernelTable) write(rs *ruleset) error {
 		}
 	}
 	// Rebuild: delete and create in one batch.
+	if err != nil {
+		klog.InfoS("Rewriting the proxy's nftables table from scratch", "table", k.name, "reason", err)
+	}
 	if st == nil {
 		st = &kernelState{exists: true} // unknown: delete whatever is there
 	}
@@ -131,7 +135,6 @@ func (k *kernelTable) write(rs *ruleset) error {
 func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebuild bool) error {
 	t := k.table()
 	now := k.clock.Now()
-	b := &batchBuilder{conn: c, table: t}
 	if rebuild {
 		if st.exists {
 			// DelTable of a table that is gone fails the batch; add it first.
@@ -143,12 +146,15 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 	}
 	c.AddTable(t)
 
-	// Chains first (map elements and rules refer to them), emptied.
+	// Every rule goes (one message for the whole table), then the chains
+	// that are missing are added: map elements and rules refer to them.
+	if st.exists {
+		c.FlushTable(t)
+	}
 	wanted := map[string]bool{}
 	for _, ch := range rs.Chains {
 		wanted[ch.Name] = true
 		if st.chains[ch.Name] {
-			c.FlushChain(&nftables.Chain{Table: t, Name: ch.Name})
 			continue
 		}
 		nc := &nftables.Chain{Table: t, Name: ch.Name}
@@ -163,7 +169,6 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 	for name := range st.chains {
 		if !wanted[name] {
 			stale = append(stale, name)
-			c.FlushChain(&nftables.Chain{Table: t, Name: name})
 		}
 	}
 	slices.Sort(stale)
@@ -179,7 +184,10 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 		set := s.nftSet(t)
 		switch {
 		case have == nil:
-			if err := c.AddSet(set, s.nftElements()); err != nil {
+			if err := c.AddSet(set, nil); err != nil {
+				return err
+			}
+			if err := addElements(c, set, s.nftElements()); err != nil {
 				return err
 			}
 		case s.Timeout > 0 && have.Timeout == s.Timeout:
@@ -191,10 +199,8 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 			}
 		default:
 			c.FlushSet(set)
-			if len(s.Elements) > 0 {
-				if err := c.SetAddElements(set, s.nftElements()); err != nil {
-					return err
-				}
+			if err := addElements(c, set, s.nftElements()); err != nil {
+				return err
 			}
 		}
 	}
@@ -209,10 +215,7 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 		for _, r := range ch.Rules {
 			var exprs []expr.Any
 			for _, s := range r {
-				exprs = append(exprs, s.exprs(b)...)
-			}
-			if b.err != nil {
-				return b.err
+				exprs = append(exprs, s.exprs(nil)...)
 			}
 			c.AddRule(&nftables.Rule{Table: t, Chain: nc, Exprs: exprs})
 		}
@@ -238,6 +241,23 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 	return nil
 }
 
+// elementsPerMessage keeps each element message far below 64 KiB: the
+// element list is one netlink attribute, whose length is 16 bits, and the
+// library does not split it (a longer list is silently cut by the kernel's
+// parser). An element is at most ~300 bytes (a verdict naming a chain).
+const elementsPerMessage = 100
+
+func addElements(c *nftables.Conn, set *nftables.Set, elems []nftables.SetElement) error {
+	for len(elems) > 0 {
+		n := min(len(elems), elementsPerMessage)
+		if err := c.SetAddElements(set, elems[:n]); err != nil {
+			return err
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
 // pendingStale says whether chains wait for deletion, and so another write
 // is due.
 func (k *kernelTable) pendingStale() bool { return len(k.stale) > 0 }
@@ -257,23 +277,4 @@ func (k *kernelTable) remove() error {
 	}
 	c.DelTable(k.table())
 	return c.Flush()
-}
-
-type batchBuilder struct {
-	conn  *nftables.Conn
-	table *nftables.Table
-	err   error
-}
-
-func (b *batchBuilder) anonymousVmap(keys [][]byte, verdicts []*expr.Verdict) *nftables.Set {
-	set := &nftables.Set{Table: b.table, Anonymous: true, Constant: true, IsMap: true,
-		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
-	elems := make([]nftables.SetElement, len(keys))
-	for i := range keys {
-		elems[i] = nftables.SetElement{Key: keys[i], VerdictData: verdicts[i]}
-	}
-	if err := b.conn.AddSet(set, elems); err != nil && b.err == nil {
-		b.err = err
-	}
-	return set
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -183,6 +184,42 @@ func TestKernelTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, both)
+	})
+	t.Run("a big table: every element reaches the kernel", func(t *testing.T) {
+		// An element list longer than 64 KiB in one message would be cut.
+		var svcs []*v1.Service
+		var eps []*discovery.EndpointSlice
+		for i := range 1000 {
+			name := fmt.Sprintf("svc-%d", i)
+			s := nodePortService(name, fmt.Sprintf("10.43.%d.%d", i/250, i%250+1), 80, 8080, int32(30000+i))
+			if i%2 == 0 {
+				s.Spec.Type = v1.ServiceTypeClusterIP
+				s.Spec.Ports[0].NodePort = 0
+			}
+			svcs = append(svcs, s)
+			eps = append(eps, endpointSlice(name, name+"-1", http, readyEP(fmt.Sprintf("10.42.%d.%d", i/250, i%250+1), "node1")))
+		}
+		rs := rules(svcs, eps)
+		if err := k.write(rs); err != nil {
+			t.Fatal(err)
+		}
+		var stale []string // both's, emptied
+		for _, c := range both.Chains {
+			if !slices.ContainsFunc(rs.Chains, func(x chainSpec) bool { return x.Name == c.Name }) {
+				stale = append(stale, c.Name)
+			}
+		}
+		check(t, rs, stale...)
+		c, _ := k.conn()
+		for _, s := range rs.Sets {
+			got, err := c.GetSetElements(&nftables.Set{Table: k.table(), Name: s.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(s.Elements) {
+				t.Errorf("set %s: %d elements in the kernel, want %d", s.Name, len(got), len(s.Elements))
+			}
+		}
 	})
 	t.Run("remove deletes the table; removing it again is fine", func(t *testing.T) {
 		for range 2 {

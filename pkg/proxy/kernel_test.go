@@ -57,6 +57,7 @@ func TestKernelDataPath(t *testing.T) {
 	client := tn.addPod("client", "10.42.0.13")
 	serveName(t, pod1, "10.42.0.11:8080", "pod1")
 	serveName(t, pod2, "10.42.0.12:8080", "pod2")
+	serveName(t, client, "10.42.0.13:8080", "client")
 	serveName(t, tn.node, testNodeIP+":9090", "host") // a host-runtime pod: the node's address
 	serveNameUDP(t, pod1, "10.42.0.11:5353", "pod1")
 	serveNameUDP(t, pod2, "10.42.0.12:5353", "pod2")
@@ -78,6 +79,8 @@ func TestKernelDataPath(t *testing.T) {
 		service("hairpin", "10.43.0.15", svcPort("", 80, 8080)),
 		endpointSlice("hairpin", "hairpin-abc", ports, readyEP("10.42.0.11", "node1")),
 		service("flip", "10.43.0.16", svcPort("", 80, 8080)), both("flip"),
+		service("three", "10.43.0.19", svcPort("", 80, 8080)),
+		endpointSlice("three", "three-abc", ports, readyEP("10.42.0.11", "node1"), readyEP("10.42.0.12", "node1"), readyEP("10.42.0.13", "node1")),
 		service("remote", "10.43.0.18", svcPort("", 80, 8080)),
 		endpointSlice("remote", "remote-abc", ports, readyEP("10.42.0.12", "node2")), // as if on another node
 		service("dns", "10.43.0.17", dnsPort), endpointSlice("dns", "dns-abc", udpPorts, readyEP("10.42.0.11", "node1")),
@@ -128,6 +131,23 @@ func TestKernelDataPath(t *testing.T) {
 	t.Run("ClusterIP spreads over ready endpoints, from the node and from a pod", func(t *testing.T) {
 		spread(t, fromNode, "10.43.0.10:80", "pod1", "pod2")
 		spread(t, fromPod, "10.43.0.10:80", "pod1", "pod2")
+	})
+	t.Run("three endpoints share new connections evenly", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 300 {
+			name, err := fromNode.get("10.43.0.19:80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[name]++
+		}
+		for _, n := range []string{"pod1", "pod2", "client"} {
+			// 100 expected, standard deviation 8: far outside means a bias.
+			if seen[n] < 55 || seen[n] > 145 {
+				t.Fatalf("300 connections spread as %v", seen)
+			}
+		}
+		t.Logf("300 connections: %v", seen)
 	})
 	t.Run("an endpoint on another node, from the node and from a pod", func(t *testing.T) {
 		spread(t, fromNode, "10.43.0.18:80", "pod2")

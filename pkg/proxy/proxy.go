@@ -52,8 +52,9 @@ type Options struct {
 	// SyncPeriod: full rewrite even without changes (repairs a table that
 	// someone else altered). Default 30 s.
 	SyncPeriod time.Duration
-	// MinSyncInterval: the least time between two writes; changes arriving
-	// meanwhile are written together. Default 50 ms.
+	// MinSyncInterval: the least time between the end of a write and the
+	// start of the next (longer if the last write took longer); changes
+	// arriving meanwhile are written together. Default 50 ms.
 	MinSyncInterval time.Duration
 	Clock           clock.WithTicker
 	// NetNSFd: a network namespace to program instead of the process's
@@ -240,15 +241,18 @@ func (p *Proxier) requestSync() {
 // retryInterval is how soon a failed write is tried again.
 const retryInterval = time.Second
 
-// loop writes the table now, on every change (at most once per
-// MinSyncInterval), every SyncPeriod, and again when a write failed or left
-// chains to delete.
+// loop writes the table now, on every change, every SyncPeriod, and again
+// when a write failed or left chains to delete. Between two writes it
+// leaves MinSyncInterval, or as long as the last write took if that is
+// longer (a big table then costs at most half of a CPU during a rollout);
+// changes arriving meanwhile are written together.
 func (p *Proxier) loop(ctx context.Context) {
 	periodic := p.clock.NewTicker(p.opts.SyncPeriod)
 	defer periodic.Stop()
 	for {
 		start := p.clock.Now()
 		err := p.syncOnce()
+		end := p.clock.Now()
 		var again <-chan time.Time
 		if err != nil {
 			klog.ErrorS(err, "Programming Services failed, will retry", "table", p.opts.TableName, "retryIn", retryInterval)
@@ -263,7 +267,8 @@ func (p *Proxier) loop(ctx context.Context) {
 		case <-periodic.C():
 		case <-again:
 		}
-		if wait := p.opts.MinSyncInterval - p.clock.Since(start); wait > 0 {
+		gap := max(p.opts.MinSyncInterval, end.Sub(start))
+		if wait := gap - p.clock.Since(end); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return

@@ -223,10 +223,12 @@ func buildRuleset(c config, sps []servicePort) *ruleset {
 				}
 				targets = append(targets, epChains[ep])
 			}
-			if len(targets) == 1 {
-				rules = append(rules, rule{goTo(targets[0])})
-			} else {
-				rules = append(rules, rule{numgenVmap{targets}})
+			for i, target := range targets {
+				if left := len(targets) - i; left > 1 {
+					rules = append(rules, rule{numgenPick{uint32(left)}, goTo(target)})
+				} else {
+					rules = append(rules, rule{goTo(target)})
+				}
 			}
 			rs.Chains = append(rs.Chains, chainSpec{Name: name, Rules: rules})
 		}

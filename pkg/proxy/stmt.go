@@ -29,11 +29,9 @@ type stmt interface {
 	exprs(b exprBuilder) []expr.Any
 }
 
-// exprBuilder gives statements what lives outside one rule: anonymous
-// verdict maps are sets added to the same batch just before the rule.
-type exprBuilder interface {
-	anonymousVmap(keys [][]byte, verdicts []*expr.Verdict) *nftables.Set
-}
+// exprBuilder gives statements what lives outside one rule (nothing yet:
+// every statement is self-contained).
+type exprBuilder interface{}
 
 // Registers: kernel register 1 is the 16-byte NFT_REG_1, whose first 32
 // bits are NFT_REG32_00 (8); concatenated keys continue in 9, 10, ...
@@ -227,29 +225,21 @@ func (v vmapLookup) exprs(exprBuilder) []expr.Any {
 	return append(v.Key.load(), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: v.Map})
 }
 
-// numgenVmap is `numgen random mod N vmap { 0 : goto a, 1 : goto b }`: one
-// of the chains, uniformly at random.
-type numgenVmap struct{ Chains []string }
+// numgenPick is `numgen random mod N == 0`: true with probability 1/N.
+// A service chain picks among n endpoints with rules of N = n, n-1, ..., 2
+// and a last unconditional one, each endpoint with probability 1/n, as
+// kube-proxy's iptables mode does. (A `numgen random mod n vmap {...}`
+// needs an anonymous set per Service, and the kernel names each new one by
+// scanning all sets of the table: quadratic, over a second for 1,000
+// Services.)
+type numgenPick struct{ N uint32 }
 
-func (n numgenVmap) String() string {
-	parts := make([]string, len(n.Chains))
-	for i, c := range n.Chains {
-		parts[i] = fmt.Sprintf("%d : goto %s", i, c)
-	}
-	return fmt.Sprintf("numgen random mod %d vmap { %s }", len(n.Chains), strings.Join(parts, ", "))
-}
+func (n numgenPick) String() string { return fmt.Sprintf("numgen random mod %d == 0", n.N) }
 
-func (n numgenVmap) exprs(b exprBuilder) []expr.Any {
-	keys := make([][]byte, len(n.Chains))
-	verdicts := make([]*expr.Verdict, len(n.Chains))
-	for i, c := range n.Chains {
-		keys[i] = binaryutil.NativeEndian.PutUint32(uint32(i))
-		verdicts[i] = &expr.Verdict{Kind: expr.VerdictGoto, Chain: c}
-	}
-	set := b.anonymousVmap(keys, verdicts)
+func (n numgenPick) exprs(exprBuilder) []expr.Any {
 	return []expr.Any{
-		&expr.Numgen{Register: reg1, Modulus: uint32(len(n.Chains)), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: set.Name, SetID: set.ID},
+		&expr.Numgen{Register: reg1, Modulus: n.N, Type: unix.NFT_NG_RANDOM},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: make([]byte, 4)},
 	}
 }
 
