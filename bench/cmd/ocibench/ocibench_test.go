@@ -289,3 +289,38 @@ func untar(path, dir string) error {
 		}
 	}
 }
+
+func TestReadStages(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, data string, at time.Time) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !at.IsZero() {
+			os.Chtimes(p, at, at)
+		}
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	write("sandboxes/sb1/sandbox.json", `{}`, ms(10))
+	write("containers/c1/container.json", `{"ShimID":"s1","SandboxID":"sb1"}`, ms(30))
+	write("shims/containers/s1/state.json", `{"status":"running","startedAt":"`+ms(31).Format(time.RFC3339Nano)+`"}`, time.Time{})
+	write("runc/c1/state.json", `{"id":"c1","created":"`+ms(60).Format(time.RFC3339Nano)+`"}`, time.Time{})
+	s, err := readStages(root, "oci://c1", ms(0), ms(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.steps()); got != "[10ms 20ms 1ms 29ms 40ms]" {
+		t.Errorf("steps %s", got)
+	}
+	if !strings.Contains(stagesValue([]stages{s}), "→ sandbox ready 10.0 ms / 10.0 ms") {
+		t.Errorf("value %s", stagesValue([]stages{s}))
+	}
+	if _, err := readStages(root, "c1", ms(0), ms(1)); err == nil {
+		t.Error("id without scheme accepted")
+	}
+}

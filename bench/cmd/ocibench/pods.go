@@ -307,6 +307,7 @@ func (r *podRun) singles(ctx context.Context) {
 	rows := r.section("single")
 	label := fmt.Sprintf("oci pod create → Running, 1 pod at a time (x%d), via scheduler, image present: p50 / p99", r.single)
 	var run, bound, cpu, cpuServer, cpuBelow []time.Duration
+	var st []stages
 	for i := 0; i < r.single; i++ {
 		name := fmt.Sprintf("single-%03d", i)
 		cpu0 := r.cpuNow()
@@ -324,6 +325,7 @@ func (r *podRun) singles(ctx context.Context) {
 		cpu = append(cpu, used.total())
 		cpuServer = append(cpuServer, used.server)
 		cpuBelow = append(cpuBelow, used.below)
+		st = append(st, r.stagesOf([]string{name})...)
 		b, y := r.tr.times([]string{name})
 		run = append(run, y[0].Sub(t0))
 		bound = append(bound, b[0].Sub(t0))
@@ -337,6 +339,8 @@ func (r *podRun) singles(ctx context.Context) {
 	rows.Add(label, p50p99(run)+fmt.Sprintf(" (min %s, max %s)", harness.Ms(harness.Quantile(run, 0)), harness.Ms(harness.Quantile(run, 1))), "p50 < 300 ms")
 	rows.Add("… of which create → bound (API + scheduler) / bound → Running (node agent, oci runtime): p50 / p99",
 		p50p99(bound)+"; "+p50p99(agent), "")
+	rows.Add(fmt.Sprintf("… node side, step by step from the binding (oci runtime's files: sandbox.json, container.json, the shim's and runc's state.json; %d pods): p50 / p99", len(st)),
+		stagesValue(st), "")
 	rows.Add("… CPU used from create to Running: total; server process (API, scheduler, agent, the runc commands it ran); shim + `runc run` + container: p50 / p99",
 		p50p99(cpu)+"; "+p50p99(cpuServer)+"; "+p50p99(cpuBelow), "")
 }
@@ -364,6 +368,8 @@ func (r *podRun) burstRun(ctx context.Context) {
 	rows.Add(label, fmt.Sprintf("%s; %s", harness.Ms(last.Sub(res.first)), p50p99(run)), "")
 	rows.Add("… of which the creates (all requests done) / per pod create → bound, bound → Running: p50 / p99",
 		fmt.Sprintf("%s / %s, %s", harness.Ms(res.created.Sub(res.first)), p50p99(bound), p50p99(agent)), "")
+	st := r.stagesOf(res.names)
+	rows.Add(fmt.Sprintf("… node side, step by step from the binding (%d pods): p50 / p99", len(st)), stagesValue(st), "")
 	wall := last.Sub(res.first)
 	sv, bl, tot := res.cpu.per(r.burst)
 	rows.Add("… CPU used until all were Running, per pod: total (server process + shim, `runc run`, container); average cores busy over the wall time",
