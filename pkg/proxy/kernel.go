@@ -215,7 +215,7 @@ func (k *kernelTable) batch(c *nftables.Conn, rs *ruleset, st *kernelState, rebu
 		for _, r := range ch.Rules {
 			var exprs []expr.Any
 			for _, s := range r {
-				exprs = append(exprs, s.exprs(nil)...)
+				exprs = append(exprs, s.exprs()...)
 			}
 			c.AddRule(&nftables.Rule{Table: t, Chain: nc, Exprs: exprs})
 		}

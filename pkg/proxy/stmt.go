@@ -26,12 +26,8 @@ func (r rule) String() string {
 
 type stmt interface {
 	String() string
-	exprs(b exprBuilder) []expr.Any
+	exprs() []expr.Any
 }
-
-// exprBuilder gives statements what lives outside one rule (nothing yet:
-// every statement is self-contained).
-type exprBuilder interface{}
 
 // Registers: kernel register 1 is the 16-byte NFT_REG_1, whose first 32
 // bits are NFT_REG32_00 (8); concatenated keys continue in 9, 10, ...
@@ -82,7 +78,7 @@ func (m matchPrefix) String() string {
 	return m.Field.String() + op + p
 }
 
-func (m matchPrefix) exprs(exprBuilder) []expr.Any {
+func (m matchPrefix) exprs() []expr.Any {
 	op := expr.CmpOpEq
 	if m.Not {
 		op = expr.CmpOpNeq
@@ -113,7 +109,7 @@ type matchSet struct {
 
 func (m matchSet) String() string { return m.Field.String() + " @" + m.Set }
 
-func (m matchSet) exprs(exprBuilder) []expr.Any {
+func (m matchSet) exprs() []expr.Any {
 	return []expr.Any{m.Field.load(), &expr.Lookup{SourceRegister: reg1, SetName: m.Set}}
 }
 
@@ -122,7 +118,7 @@ type ctStateNew struct{}
 
 func (ctStateNew) String() string { return "ct state new" }
 
-func (ctStateNew) exprs(exprBuilder) []expr.Any {
+func (ctStateNew) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
@@ -136,7 +132,7 @@ type fibDaddrLocal struct{}
 
 func (fibDaddrLocal) String() string { return "fib daddr type local" }
 
-func (fibDaddrLocal) exprs(exprBuilder) []expr.Any {
+func (fibDaddrLocal) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
@@ -154,7 +150,7 @@ func (f fibSaddrLocal) String() string {
 	return "fib saddr type local"
 }
 
-func (f fibSaddrLocal) exprs(exprBuilder) []expr.Any {
+func (f fibSaddrLocal) exprs() []expr.Any {
 	op := expr.CmpOpEq
 	if f.Not {
 		op = expr.CmpOpNeq
@@ -170,7 +166,7 @@ type l4proto struct{ Proto uint8 }
 
 func (m l4proto) String() string { return "meta l4proto " + protoName(m.Proto) }
 
-func (m l4proto) exprs(exprBuilder) []expr.Any {
+func (m l4proto) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{m.Proto}},
@@ -221,7 +217,7 @@ type vmapLookup struct {
 
 func (v vmapLookup) String() string { return v.Key.String() + " vmap @" + v.Map }
 
-func (v vmapLookup) exprs(exprBuilder) []expr.Any {
+func (v vmapLookup) exprs() []expr.Any {
 	return append(v.Key.load(), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: v.Map})
 }
 
@@ -236,7 +232,7 @@ type numgenPick struct{ N uint32 }
 
 func (n numgenPick) String() string { return fmt.Sprintf("numgen random mod %d == 0", n.N) }
 
-func (n numgenPick) exprs(exprBuilder) []expr.Any {
+func (n numgenPick) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Numgen{Register: reg1, Modulus: n.N, Type: unix.NFT_NG_RANDOM},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: make([]byte, 4)},
@@ -248,7 +244,7 @@ type dnat struct{ To netip.AddrPort }
 
 func (d dnat) String() string { return "dnat to " + d.To.String() }
 
-func (d dnat) exprs(exprBuilder) []expr.Any {
+func (d dnat) exprs() []expr.Any {
 	a := d.To.Addr().As4()
 	return []expr.Any{
 		&expr.Immediate{Register: reg1, Data: a[:]},
@@ -270,7 +266,7 @@ func (m markSet) String() string {
 	return fmt.Sprintf("meta mark set meta mark | 0x%08x", m.Bits)
 }
 
-func (m markSet) exprs(exprBuilder) []expr.Any {
+func (m markSet) exprs() []expr.Any {
 	xor := uint32(0)
 	if !m.Clear {
 		xor = m.Bits
@@ -288,7 +284,7 @@ type markUnset struct{ Bits uint32 }
 
 func (m markUnset) String() string { return fmt.Sprintf("meta mark & 0x%08x == 0", m.Bits) }
 
-func (m markUnset) exprs(exprBuilder) []expr.Any {
+func (m markUnset) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
@@ -302,7 +298,7 @@ type masquerade struct{}
 
 func (masquerade) String() string { return "masquerade fully-random" }
 
-func (masquerade) exprs(exprBuilder) []expr.Any {
+func (masquerade) exprs() []expr.Any {
 	return []expr.Any{&expr.Masq{FullyRandom: true}}
 }
 
@@ -312,7 +308,7 @@ type reject struct{}
 
 func (reject) String() string { return "reject" }
 
-func (reject) exprs(exprBuilder) []expr.Any {
+func (reject) exprs() []expr.Any {
 	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable}}
 }
 
@@ -322,7 +318,7 @@ type updateSaddr struct{ Set string }
 
 func (u updateSaddr) String() string { return "update @" + u.Set + " { ip saddr }" }
 
-func (u updateSaddr) exprs(exprBuilder) []expr.Any {
+func (u updateSaddr) exprs() []expr.Any {
 	return []expr.Any{saddr.load(), &expr.Dynset{SrcRegKey: reg1, SetName: u.Set, Operation: unix.NFT_DYNSET_OP_UPDATE}}
 }
 
@@ -353,7 +349,7 @@ func (v verdict) String() string {
 	return fmt.Sprintf("verdict(%d)", v.Kind)
 }
 
-func (v verdict) exprs(exprBuilder) []expr.Any {
+func (v verdict) exprs() []expr.Any {
 	return []expr.Any{&expr.Verdict{Kind: v.Kind, Chain: v.Chain}}
 }
 
