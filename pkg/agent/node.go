@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/version"
@@ -82,6 +83,15 @@ func RunNode(ctx context.Context, c NodeConfig) error {
 	}
 	runtimes := map[string]kruntime.Runtime{"host": host}
 	def := c.DefaultRuntime
+	if os.Geteuid() == 0 {
+		// the node's bridge and proxy table are this process's alone
+		bridge, _ := NetworkNames(c.NodeName, c.ClusterCIDR, c.Local)
+		unlock, err := lockNodeNetwork(bridge)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	oci, podNet, err := ociRuntime(c)
 	if err != nil {
 		switch def {
@@ -186,6 +196,25 @@ func startProxy(ctx context.Context, c NodeConfig) chan struct{} {
 		}
 	}()
 	return done
+}
+
+// lockNodeNetwork takes /run/k1s/<bridge>.lock for as long as this
+// process lives (or until unlock): two nodes with the same bridge on one
+// machine would share, then tear down, each other's pod network.
+func lockNodeNetwork(bridge string) (unlock func(), err error) {
+	dir := "/run/k1s"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, bridge+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the pod network %s is in use by another k1s node on this machine: give this server its own --cluster-cidr (and an agent its own --node-name)", bridge)
+	}
+	return func() { f.Close() }, nil
 }
 
 // DefaultClusterCIDR is the pod network of `k1s server` and `k1s agent`.

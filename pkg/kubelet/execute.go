@@ -219,6 +219,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, rt runtime.Run
 		Namespace:    pod.Namespace,
 		Attempt:      attempt,
 		Hostname:     env.Hostname(pod),
+		Domain:       k.podDomain(pod),
 		LogDirectory: logDir,
 		HostNetwork:  pod.Spec.HostNetwork,
 		DNS:          k.dnsConfig(pod),
@@ -227,6 +228,9 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, rt runtime.Run
 		},
 		Annotations: map[string]string{podstate.AnnotationRuntimeHandler: rt.Name()},
 		Resources:   podResources(pod),
+	}
+	for _, a := range pod.Spec.HostAliases {
+		cfg.HostAliases = append(cfg.HostAliases, runtime.HostAlias{IP: a.IP, Hostnames: a.Hostnames})
 	}
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
@@ -248,6 +252,15 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, rt runtime.Run
 	return id, nil
 }
 
+// podDomain is <subdomain>.<ns>.svc.<cluster domain> for a pod with
+// spec.subdomain (upstream's GeneratePodHostNameAndDomain), else "".
+func (k *Kubelet) podDomain(pod *v1.Pod) string {
+	if pod.Spec.Subdomain == "" || k.deps.ClusterDomain == "" {
+		return ""
+	}
+	return pod.Spec.Subdomain + "." + pod.Namespace + ".svc." + k.deps.ClusterDomain
+}
+
 func (k *Kubelet) dnsConfig(pod *v1.Pod) *runtime.DNSConfig {
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {
@@ -257,7 +270,7 @@ func (k *Kubelet) dnsConfig(pod *v1.Pod) *runtime.DNSConfig {
 		if len(k.deps.ClusterDNS) > 0 {
 			d := k.deps.ClusterDomain
 			cfg := &runtime.DNSConfig{Servers: k.deps.ClusterDNS,
-				Searches: []string{pod.Namespace + ".svc." + d, "svc." + d, d}, Options: []string{"ndots:5"}}
+				Searches: omitDuplicates(append([]string{pod.Namespace + ".svc." + d, "svc." + d, d}, hostSearches()...)), Options: []string{"ndots:5"}}
 			applyPodDNSConfig(cfg, pod.Spec.DNSConfig)
 			return cfg
 		}
@@ -270,25 +283,61 @@ func (k *Kubelet) dnsConfig(pod *v1.Pod) *runtime.DNSConfig {
 	return nil
 }
 
+// applyPodDNSConfig merges spec.dnsConfig into cfg as upstream's
+// appendDNSConfig does: nameservers and searches appended without
+// duplicates, an option replacing the one of the same name.
 func applyPodDNSConfig(cfg *runtime.DNSConfig, d *v1.PodDNSConfig) {
 	if d == nil {
 		return
 	}
-	cfg.Servers = append(cfg.Servers, d.Nameservers...)
-	cfg.Searches = append(cfg.Searches, d.Searches...)
+	cfg.Servers = omitDuplicates(append(cfg.Servers, d.Nameservers...))
+	cfg.Searches = omitDuplicates(append(cfg.Searches, d.Searches...))
 	for _, o := range d.Options {
+		opt := o.Name
 		if o.Value != nil {
-			cfg.Options = append(cfg.Options, o.Name+":"+*o.Value)
-		} else {
-			cfg.Options = append(cfg.Options, o.Name)
+			opt += ":" + *o.Value
+		}
+		replaced := false
+		for i, have := range cfg.Options {
+			if name, _, _ := strings.Cut(have, ":"); name == o.Name {
+				cfg.Options[i], replaced = opt, true
+			}
+		}
+		if !replaced {
+			cfg.Options = append(cfg.Options, opt)
 		}
 	}
 }
 
-// podResources are the pod cgroup's resources, as upstream's
-// ResourceConfigForPod sums them: requests (init containers and overhead
-// included), limits only when every container declares one (or the pod
-// sets it at pod level).
+func omitDuplicates(in []string) []string {
+	seen := map[string]bool{}
+	out := in[:0:0]
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// hostSearches are the search domains of the node's resolv.conf, which
+// upstream appends to a ClusterFirst pod's cluster searches.
+func hostSearches() []string {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && (f[0] == "search" || f[0] == "domain") {
+			out = f[1:] // the last one wins, as in resolv.conf(5)
+		}
+	}
+	return out
+}
+
 func podResources(pod *v1.Pod) *runtime.Resources {
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	limits := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{})

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -105,8 +104,13 @@ func defaultRuntimeArgs(extra []string) []string {
 	return []string{"--default-runtime", "host"}
 }
 
-// serverSeq numbers the servers of this test process.
-var serverSeq atomic.Int32
+// netSlots are the network ranges this test process holds: a lock file
+// per slot, held until the process exits, so that test processes running
+// at the same time (e2e, fidelity, benchmarks) never share a range.
+var (
+	netSlotsMu sync.Mutex
+	netSlots   []*os.File
+)
 
 // networkArgs gives every test server pod and Service ranges of its own:
 // several clusters share this machine (and its kernel's routes and
@@ -117,8 +121,23 @@ func networkArgs(extra []string) []string {
 			return nil
 		}
 	}
-	n := (int32(os.Getpid()) + serverSeq.Add(1)) % 50
-	return []string{"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 100+n), "--service-cidr", fmt.Sprintf("10.%d.0.0/16", 150+n)}
+	netSlotsMu.Lock()
+	defer netSlotsMu.Unlock()
+	start := os.Getpid() % 50
+	for i := 0; i < 50; i++ {
+		n := (start + i) % 50
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("k1s-e2e-net-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		netSlots = append(netSlots, f) // held until the process exits
+		return []string{"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 100+n), "--service-cidr", fmt.Sprintf("10.%d.0.0/16", 150+n)}
+	}
+	panic("no free network range for a test server (50 in use)")
 }
 
 // networkFlags are the server's --cluster-cidr and --service-cidr, for

@@ -43,6 +43,12 @@ type PodSandboxConfig struct {
 	Namespace string
 	Attempt   uint32
 	Hostname  string
+	// Domain is the pod's DNS domain when it has spec.subdomain
+	// (<subdomain>.<ns>.svc.<cluster domain>): /etc/hosts names the pod
+	// <hostname>.<domain> too.
+	Domain string
+	// HostAliases are spec.hostAliases, added to /etc/hosts.
+	HostAliases []HostAlias
 	// LogDirectory holds the pod's container logs (kubelet layout:
 	// <root>/pods/<uid>/... or /var/log/pods/<ns>_<name>_<uid>).
 	LogDirectory string
@@ -54,6 +60,12 @@ type PodSandboxConfig struct {
 	Annotations map[string]string
 	// CgroupParent and resources: honoured by isolating runtimes only.
 	Resources *Resources
+}
+
+// HostAlias is one /etc/hosts line added by the pod's spec.hostAliases.
+type HostAlias struct {
+	IP        string
+	Hostnames []string
 }
 
 type PortMapping struct {

@@ -81,6 +81,27 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtime.PodSandboxConf
 
 // writeSandbox writes the sandbox's /etc files; /etc/hosts names the pod
 // IP podIP (the node's IP for the host network).
+// hostsFile is the kubelet-managed /etc/hosts (upstream's
+// managedHostsFileContent): localhost lines, the pod's address with its
+// hostname (and FQDN when it has a subdomain), then spec.hostAliases.
+func hostsFile(ip, hostname, domain string, aliases []runtime.HostAlias) string {
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	if domain != "" {
+		fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", ip, hostname, domain, hostname)
+	} else {
+		fmt.Fprintf(&b, "%s\t%s\n", ip, hostname)
+	}
+	if len(aliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+		for _, a := range aliases {
+			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		}
+	}
+	return b.String()
+}
+
 func (r *Runtime) writeSandbox(dir, hostname, podIP string, cfg *runtime.PodSandboxConfig) error {
 	if err := os.MkdirAll(filepath.Join(dir, sandboxShm), 0o755); err != nil {
 		return err
@@ -96,9 +117,7 @@ func (r *Runtime) writeSandbox(dir, hostname, podIP string, cfg *runtime.PodSand
 	if ip == "" {
 		ip = "127.0.0.1"
 	}
-	hosts := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n" +
-		ip + "\t" + hostname + "\n"
+	hosts := hostsFile(ip, hostname, cfg.Domain, cfg.HostAliases)
 	files := map[string]string{
 		"hostname":    hostname + "\n",
 		"hosts":       hosts,
