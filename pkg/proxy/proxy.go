@@ -192,7 +192,9 @@ func (o *Options) complete() (config, node, error) {
 }
 
 // Run watches the API and programs the table until ctx ends. It returns
-// an error only if it cannot start (the caches never sync).
+// an error only if it cannot start: the caches never sync, or the first
+// write is refused for lack of privilege (not root / CAP_NET_ADMIN). Other
+// write errors are logged and retried every second.
 func (p *Proxier) Run(ctx context.Context) error {
 	factory := p.opts.Informers
 	if factory == nil {
@@ -222,7 +224,9 @@ func (p *Proxier) Run(ctx context.Context) error {
 		}
 		return errors.New("proxy: informer caches did not sync")
 	}
-	p.loop(ctx)
+	if err := p.loop(ctx); err != nil {
+		return err
+	}
 	if p.opts.RemoveOnExit {
 		if err := p.writer.remove(); err != nil {
 			klog.ErrorS(err, "Removing the proxy's nftables table", "table", p.opts.TableName)
@@ -246,13 +250,16 @@ const retryInterval = time.Second
 // leaves MinSyncInterval, or as long as the last write took if that is
 // longer (a big table then costs at most half of a CPU during a rollout);
 // changes arriving meanwhile are written together.
-func (p *Proxier) loop(ctx context.Context) {
+func (p *Proxier) loop(ctx context.Context) error {
 	periodic := p.clock.NewTicker(p.opts.SyncPeriod)
 	defer periodic.Stop()
-	for {
+	for first := true; ; first = false {
 		start := p.clock.Now()
 		err := p.syncOnce()
 		end := p.clock.Now()
+		if first && errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("proxy: programming nftables needs CAP_NET_ADMIN: %w", err)
+		}
 		var again <-chan time.Time
 		if err != nil {
 			klog.ErrorS(err, "Programming Services failed, will retry", "table", p.opts.TableName, "retryIn", retryInterval)
@@ -262,7 +269,7 @@ func (p *Proxier) loop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-p.trigger:
 		case <-periodic.C():
 		case <-again:
@@ -271,7 +278,7 @@ func (p *Proxier) loop(ctx context.Context) {
 		if wait := gap - p.clock.Since(end); wait > 0 {
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-p.clock.After(wait):
 			}
 		}

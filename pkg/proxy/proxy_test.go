@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +170,23 @@ func TestSyncLoop(t *testing.T) {
 			t.Errorf("periodic write after %s, want 30s", took)
 		}
 	})
+}
+
+// TestRunWithoutPrivilege: not root, Run says so at once instead of
+// retrying forever (run the test binary as another user to see it).
+func TestRunWithoutPrivilege(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs only without root")
+	}
+	p, err := New(Options{Client: fake.NewClientset(), BridgeNetfilter: ptr.To(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	if err == nil || !errors.Is(err, os.ErrPermission) || ctx.Err() != nil {
+		t.Fatalf("Run: %v, want a permission error at once", err)
+	}
+	t.Log(err)
 }
