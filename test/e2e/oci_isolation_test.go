@@ -146,6 +146,28 @@ func TestOCIOOMKilled(t *testing.T) {
 	ns := s.Namespace(t)
 	s.MustApply(t, ns, `apiVersion: v1
 kind: Pod
+metadata: {name: limited}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox:1.28
+    command: [sleep, "3600"]
+    resources: {requests: {memory: 10Mi, cpu: 100m}, limits: {memory: 20Mi, cpu: 500m}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: guaranteed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox:1.28
+    command: [sleep, "3600"]
+    resources: {limits: {memory: 20Mi, cpu: 500m}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: hog}
 spec:
   restartPolicy: Never
@@ -167,6 +189,34 @@ spec:
 		t.Errorf("terminated: %q, want OOMKilled 137", got)
 	}
 	MatchLines(t, s.MustKubectl(t, "get", "pod", "hog", "-n", ns), `^hog\s+0/1\s+OOMKilled\s+0\s`)
+	// The limits are the container cgroup's (v1, or v2's files).
+	isoWaitReady(t, s, ns, "limited")
+	out := isoExec(t, s, ns, "limited", "", "sh", "-c",
+		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max")
+	if out != "20971520\n50000\n100000\n" && out != "20971520\n50000 100000\n" {
+		t.Errorf("cgroup limits in the container: %q, want 20Mi and 50000/100000", out)
+	}
+	if out := isoExec(t, s, ns, "limited", "", "cat", "/proc/1/oom_score_adj"); out != "999\n" && out != "998\n" {
+		t.Errorf("Burstable container's oom_score_adj: %q", out)
+	}
+	t.Run("Guaranteed", func(t *testing.T) {
+		// oom_score_adj -997: lowering it takes CAP_SYS_RESOURCE.
+		var st string
+		Eventually(t, 60*time.Second, "guaranteed Ready or failed", func() (bool, string) {
+			st = s.Jsonpath(t, ns, "pod/guaranteed", "{.status.qosClass} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}")
+			return st == "Guaranteed true 0" || (st != "" && !strings.HasSuffix(st, " 0")), st
+		})
+		if st != "Guaranteed true 0" {
+			logs := s.Kubectl(t, "logs", "guaranteed", "-n", ns, "--previous").Stdout
+			if strings.Contains(logs, "failed to update /proc/self/oom_score_adj: Permission denied") {
+				t.Skipf("gap (pkg/kubelet/runtime/oci/spec.go oomScoreAdj: a node without CAP_SYS_RESOURCE cannot lower oom_score_adj; containerd's restrict_oom_score_adj clamps it): %s", logs)
+			}
+			t.Fatalf("guaranteed: %s\n%s", st, logs)
+		}
+		if out := isoExec(t, s, ns, "guaranteed", "", "cat", "/proc/1/oom_score_adj"); out != "-997\n" {
+			t.Errorf("Guaranteed container's oom_score_adj: %q", out)
+		}
+	})
 	if lim := s.Jsonpath(t, ns, "pod/hog", "{.status.qosClass}"); lim != "Burstable" {
 		t.Errorf("qosClass %q", lim)
 	}
@@ -708,6 +758,24 @@ spec:
     image: busybox:1.28
     command: [sleep, "3600"]
     securityContext: {runAsUser: 0}
+  - name: priv
+    image: busybox:1.28
+    command: [sleep, "3600"]
+    securityContext: {runAsUser: 0, privileged: true}
+  - name: nnp
+    image: busybox:1.28
+    command: [sleep, "3600"]
+    securityContext: {allowPrivilegeEscalation: false}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nonroot-uid0}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.28
+    command: [sleep, "3600"]
+    securityContext: {runAsNonRoot: true, runAsUser: 0}
 ---
 apiVersion: v1
 kind: Pod
@@ -771,17 +839,47 @@ spec:
 		t.Errorf("root: mount succeeded without CAP_SYS_ADMIN")
 	}
 
-	// runAsNonRoot with an image that runs as root.
-	Eventually(t, 30*time.Second, "CreateContainerConfigError", func() (bool, string) {
-		r := s.Jsonpath(t, ns, "pod/nonroot", "{.status.containerStatuses[0].state.waiting.reason}")
-		return r == "CreateContainerConfigError", r
-	})
-	uid := s.Jsonpath(t, ns, "pod/nonroot", "{.metadata.uid}")
-	msg := `container has runAsNonRoot and image will run as root (pod: "nonroot_` + ns + `(` + uid + `)", container: c)`
-	if m := s.Jsonpath(t, ns, "pod/nonroot", "{.status.containerStatuses[0].state.waiting.message}"); m != msg {
-		t.Errorf("runAsNonRoot message: %q, want %q", m, msg)
+	// privileged: the node's every capability, devices, mounts.
+	hostCaps := ""
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		if m := regexp.MustCompile(`(?m)^CapBnd:\s+([0-9a-f]+)$`).FindStringSubmatch(string(b)); m != nil {
+			hostCaps = m[1]
+		}
 	}
-	Contains(t, isoEvents(t, s, ns, "nonroot"), "Failed|Error: "+msg+"\n")
+	if out := isoExec(t, s, ns, "sec", "priv", "sh", "-c", "grep CapEff /proc/self/status"); hostCaps == "" || !strings.Contains(out, hostCaps) {
+		t.Errorf("priv: %q, want the node's bounding set %s", out, hostCaps)
+	}
+	if r := exec("priv", "sh", "-c", "mkdir -p /m && mount -t tmpfs none /m && grep ' /m tmpfs' /proc/mounts"); r.Code != 0 {
+		t.Errorf("priv: mount: exit %d %q", r.Code, r.Stderr)
+	}
+	if r := exec("priv", "ls", "/dev/kmsg"); r.Code != 0 {
+		t.Errorf("priv: no host devices: %q", r.Stderr)
+	}
+	if r := exec("root", "ls", "/dev/kmsg"); r.Code == 0 {
+		t.Errorf("root (not privileged) sees /dev/kmsg")
+	}
+	// allowPrivilegeEscalation: false is no_new_privs.
+	if out := isoExec(t, s, ns, "sec", "nnp", "grep", "NoNewPrivs", "/proc/self/status"); !strings.Contains(out, "1") {
+		t.Errorf("nnp: %q", out)
+	}
+
+	// runAsNonRoot with an image that runs as root, and with runAsUser 0.
+	for pod, m := range map[string]string{
+		"nonroot":      `container has runAsNonRoot and image will run as root (pod: "%s", container: c)`,
+		"nonroot-uid0": `container's runAsUser breaks non-root policy (pod: "%s", container: c)`,
+	} {
+		Eventually(t, 30*time.Second, pod+" CreateContainerConfigError", func() (bool, string) {
+			r := s.Jsonpath(t, ns, "pod/"+pod, "{.status.containerStatuses[0].state.waiting.reason}")
+			return r == "CreateContainerConfigError", r
+		})
+		uid := s.Jsonpath(t, ns, "pod/"+pod, "{.metadata.uid}")
+		msg := fmt.Sprintf(m, pod+"_"+ns+"("+uid+")")
+		if got := s.Jsonpath(t, ns, "pod/"+pod, "{.status.containerStatuses[0].state.waiting.message}"); got != msg {
+			t.Errorf("%s message: %q, want %q", pod, got, msg)
+		}
+		Contains(t, isoEvents(t, s, ns, pod), "Failed|Error: "+msg+"\n")
+	}
+	MatchLines(t, s.MustKubectl(t, "get", "pods", "-n", ns), `^nonroot\s+0/1\s+CreateContainerConfigError\s+0\s`)
 }
 
 // isoServer is a server of this test's own on the oci runtime with
