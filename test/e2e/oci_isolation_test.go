@@ -591,6 +591,7 @@ spec:
       httpd -p 127.0.0.1:9000 -h /lo
       httpd -p 8080 -h /pub
       i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done
+    startupProbe: {exec: {command: [test, -f, /lo/index.html]}, periodSeconds: 1}
     readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
     livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
 ---
@@ -667,6 +668,14 @@ spec:
 		return p == "Succeeded", p
 	})
 
+	// The exec startup probe ran in the container (the file is in its
+	// root filesystem only), then the others.
+	if _, err := os.Stat("/lo/index.html"); err == nil {
+		t.Log("the host has a /lo/index.html too")
+	}
+	if st := s.Jsonpath(t, ns, "pod/io", "{.status.containerStatuses[0].started}"); st != "true" {
+		t.Errorf("io started: %q", st)
+	}
 	// Probes dial the pod IP: the HTTP and TCP probes of io pass (ready,
 	// no restarts); loopback's server is on the pod's 127.0.0.1 only, so
 	// its TCP probe fails at the pod IP.
