@@ -10,8 +10,9 @@ import (
 )
 
 // TestCrashLoopStatusDuringBackOff: upstream 1.37 writes CrashLoopBackOff
-// only at the sync that ends a back-off (traces 06 and 03: Error, then
-// CrashLoopBackOff about one back-off later, right before the restart). No
+// only at the sync before the restart (traces 06 and 03: Error, then
+// CrashLoopBackOff about one back-off later, 0.6–1.3 s before the
+// restart; we write it crashLoopNotice before the back-off ends). No
 // sync may run in between, in the first back-off as in the later ones,
 // when a third exited instance gets pruned (its ContainerDeletedEvent is
 // not a reason to sync, as upstream's PLEG ContainerRemoved).
@@ -38,8 +39,8 @@ func TestCrashLoopStatusDuringBackOff(t *testing.T) {
 				if !h.historyHas(name, errored) {
 					t.Fatalf("no %q:\n  %s", errored, strings.Join(h.history(name), "\n  "))
 				}
-				// the whole back-off but its last second: still Error
-				h.step(d - time.Second)
+				// the whole back-off but its last notice: still Error
+				h.step(d - crashLoopNotice - time.Millisecond)
 				h.settle()
 				if st := h.status(name); !strings.Contains(st, errored) {
 					t.Fatalf("back-off %s: status left Error before the back-off ended: %s", d, st)
@@ -49,8 +50,14 @@ func TestCrashLoopStatusDuringBackOff(t *testing.T) {
 						t.Fatalf("back-off %s: CrashLoopBackOff written before the back-off ended:\n  %s", d, strings.Join(h.history(name), "\n  "))
 					}
 				}
-				// the back-off ends: CrashLoopBackOff, then the restart
-				h.step(time.Second)
+				// a second before it ends: CrashLoopBackOff, no restart yet
+				h.step(time.Millisecond)
+				h.waitStatus(name, fmt.Sprintf("%s=waiting/CrashLoopBackOff (back-off %s ", tt.container, d))
+				if h.callCount("StartContainer "+tt.container) != restarts+1 {
+					t.Fatalf("back-off %s: restarted before it ended", d)
+				}
+				// the back-off ends: the restart
+				h.step(crashLoopNotice)
 				h.waitStatus(name, fmt.Sprintf("%s=running/", tt.container))
 				if !h.historyHas(name, fmt.Sprintf("%s=waiting/CrashLoopBackOff (back-off %s ", tt.container, d), fmt.Sprintf("restarts=%d", restarts)) {
 					t.Fatalf("back-off %s: no CrashLoopBackOff at its end:\n  %s", d, strings.Join(h.history(name), "\n  "))

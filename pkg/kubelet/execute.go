@@ -392,9 +392,14 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		if cs.State != runtime.ContainerExited {
 			continue
 		}
-		d := k.crashBackoff.Check(backoff.Key(pod, c), cs.FinishedAt)
+		key := backoff.Key(pod, c)
+		d := k.crashBackoff.Check(key, cs.FinishedAt)
 		if d.InBackOff {
-			k.recorder.Eventf(cref, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, podFullName(pod))
+			// one BackOff event per back-off: not again at the sync that
+			// shows CrashLoopBackOff just before the restart
+			if prev, seen := k.backoffNoticed.Swap(key, d.Until); !seen || !prev.(time.Time).Equal(d.Until) {
+				k.recorder.Eventf(cref, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, podFullName(pod))
+			}
 			res.reason = status.CrashLoopBackOff
 			res.message = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d.Delay, c.Name, podFullName(pod))
 			res.backoffUntil = d.Until

@@ -149,7 +149,10 @@ type Kubelet struct {
 	lastNode     *v1.Node
 	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
 	podStarts    podStartTracker
-	started      time.Time // when Run began
+	// backoffNoticed: back-off key → the end of the back-off a BackOff
+	// event was recorded for.
+	backoffNoticed sync.Map
+	started        time.Time // when Run began
 
 	termMsgs sync.Map // runtime container id -> termination message
 	pullErrs pullErrors

@@ -34,6 +34,9 @@ const (
 	// refused (the Node authorizer has not seen the pod's binding yet) the
 	// mount is retried every authorizerRetry without a FailedMount event.
 	authorizerGrace = 2 * time.Second
+	// crashLoopNotice: how long before a back-off ends its
+	// CrashLoopBackOff waiting reason is published.
+	crashLoopNotice = time.Second
 	authorizerRetry = 50 * time.Millisecond
 )
 
@@ -223,6 +226,13 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 		requeue = res.backoffUntil().Sub(k.clock.Now())
 		if requeue < 0 {
 			requeue = 0
+		}
+		// The sync before the restart shows CrashLoopBackOff (the reason
+		// this sync cached); upstream's comes about a second ahead of the
+		// restart, ours too, so that a watcher sees it as long. The
+		// restart itself still happens when the back-off ends.
+		if requeue > crashLoopNotice {
+			requeue -= crashLoopNotice
 		}
 		if requeue > resyncInterval {
 			requeue = resyncInterval
