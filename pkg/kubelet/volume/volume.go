@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -183,7 +184,7 @@ type file struct {
 func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, v *v1.Volume, dir string, podIPs []string) error {
 	switch {
 	case v.EmptyDir != nil:
-		return os.MkdirAll(dir, 0o777)
+		return setupEmptyDir(dir, v.EmptyDir)
 	case v.ConfigMap != nil:
 		files, err := m.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, v.ConfigMap.Optional)
 		if err != nil {
@@ -472,6 +473,54 @@ func Mounts(c *v1.Container, paths map[string]string) ([]runtime.Mount, error) {
 }
 
 // Cleanup removes the pod's directory.
+// setupEmptyDir makes an emptyDir: a world-writable directory (0777, as
+// upstream, whatever the umask), or for medium Memory a tmpfs of
+// sizeLimit (a directory where the agent cannot mount: not root).
+func setupEmptyDir(dir string, e *v1.EmptyDirVolumeSource) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	if e.Medium == v1.StorageMediumMemory && os.Geteuid() == 0 && !isMountPoint(dir) {
+		opts := "mode=1777"
+		if e.SizeLimit != nil && e.SizeLimit.Value() > 0 {
+			opts += fmt.Sprintf(",size=%d", e.SizeLimit.Value())
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return fmt.Errorf("emptyDir medium Memory: mount tmpfs: %w", err)
+		}
+	}
+	return os.Chmod(dir, 0o777)
+}
+
+// isMountPoint: dir is on another device than its parent.
+func isMountPoint(dir string) bool {
+	var a, b unix.Stat_t
+	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
+}
+
+// unmountUnder detaches every mount below dir (memory emptyDirs), deepest
+// first, before the directory is removed.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+string(filepath.Separator)) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+	}
+}
+
 func (m *Manager) Cleanup(uid types.UID) error {
 	m.mu.Lock()
 	delete(m.synced, uid)
@@ -482,6 +531,7 @@ func (m *Manager) Cleanup(uid types.UID) error {
 		}
 	}
 	m.mu.Unlock()
+	unmountUnder(m.PodDir(uid))
 	return os.RemoveAll(m.PodDir(uid))
 }
 
