@@ -37,15 +37,17 @@ func runControllers(ctx context.Context, env *server.Env) error {
 	go sched.Run(ctx)
 	// LoadBalancer Services get the nodes' addresses as their ingress
 	// (k3s's ServiceLB); the service proxy serves the ports there.
-	lb, err := servicelb.New(servicelb.Options{Client: client, Informers: factory})
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := lb.Run(ctx); err != nil {
-			klog.ErrorS(err, "servicelb stopped")
+	if !env.Options.DisableServiceLB {
+		lb, err := servicelb.New(servicelb.Options{Client: client, Informers: factory})
+		if err != nil {
+			return err
 		}
-	}()
+		go func() {
+			if err := lb.Run(ctx); err != nil {
+				klog.ErrorS(err, "servicelb stopped")
+			}
+		}()
+	}
 	return manager.Run(ctx, manager.Config{
 		KubeConfig: env.AdminREST,
 		Informers:  factory,

@@ -30,6 +30,7 @@ func Server(args []string) int {
 	fs.StringVar(&o.DefaultRuntime, "default-runtime", "", "runtime of pods that name no RuntimeClass: oci or host (default oci when running as root with runc installed, else host)")
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "registries.yaml with registry mirrors, rewrites, auth and TLS (k3s format)")
 	fs.BoolVar(&o.DisableAgent, "disable-agent", false, "run no node agent in the server")
+	fs.BoolVar(&o.DisableServiceLB, "disable-servicelb", false, "leave LoadBalancer Services <pending> instead of giving them the nodes' addresses (k3s's --disable servicelb)")
 	fs.BoolVar(&o.DisableControllers, "disable-controllers", false, "run neither controllers nor the scheduler")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "how long a node may miss status updates before it is marked NotReady (default 50s, as kube-controller-manager)")
 	fs.BoolVar(&o.StopPodsOnExit, "stop-pods-on-exit", true, "stop this node's pods gracefully when the server stops (--stop-pods-on-exit=false leaves them running for the next start to adopt)")

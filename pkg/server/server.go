@@ -47,6 +47,9 @@ type Options struct {
 	DisableAgent bool
 	// DisableControllers runs neither controllers nor scheduler.
 	DisableControllers bool
+	// DisableServiceLB leaves LoadBalancer Services <pending> (no
+	// ingress), as a cluster without a load-balancer controller.
+	DisableServiceLB bool
 	// StopPodsOnExit: a clean stop also stops the node's containers
 	// (the flag's default; false: they keep running and the next start
 	// adopts them).

@@ -203,7 +203,8 @@ func seedServer(t *testing.T) *Server {
 	if err := seedimages.Import(binary, data, work, imgs); err != nil {
 		t.Fatal(err)
 	}
-	s, err := StartServer(data, "--registry-config", cfg, "--default-runtime", "oci")
+	// as the reference cluster: no load-balancer controller
+	s, err := StartServer(data, "--registry-config", cfg, "--default-runtime", "oci", "--disable-servicelb")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -422,7 +422,7 @@ func startServer(binary, data, regConfig, logPath string) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(binary, "server", "--data-dir", data, "--https-port", "0",
-		"--registry-config", regConfig, "--default-runtime", "oci", "--stop-pods-on-exit",
+		"--registry-config", regConfig, "--default-runtime", "oci", "--stop-pods-on-exit", "--disable-servicelb",
 		// the reference's ranges (its cluster DNS was 10.96.0.10)
 		"--cluster-cidr", "10.88.0.0/16", "--service-cidr", "10.96.0.0/16")
 	pr, pw, err := os.Pipe()
