@@ -120,7 +120,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 	k.pullErrs.del(key)
 	k.recorder.Event(ref, v1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", requested))
 	start := k.clock.Now()
-	st, err := rt.PullImage(ctx, image, nil)
+	st, err := rt.PullImage(ctx, image, k.pullAuth(ctx, pod))
 	if err != nil {
 		k.recorder.Event(ref, v1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %v", requested, err))
 		k.imageBackoff.Next(key, k.clock.Now())
