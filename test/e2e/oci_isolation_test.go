@@ -988,6 +988,19 @@ func isoRuncPid(t *testing.T, dataDir, id string) int {
 	return st.Pid
 }
 
+// isoTicks checks that out is "tick 0", "tick 1", ... without a gap and
+// returns the last number.
+func isoTicks(t *testing.T, out string) int {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	for i, l := range lines {
+		if l != "tick "+strconv.Itoa(i) {
+			t.Fatalf("log line %d is %q:\n%s", i, l, out)
+		}
+	}
+	return len(lines) - 1
+}
+
 // TestOCIServerKill9: containers outlive a server killed with SIGKILL;
 // the restarted server re-adopts them (same container, same pod IP, no
 // restart counted) and records an exit that happened while it was away.
@@ -1003,7 +1016,7 @@ spec:
   - name: web
     image: busybox:1.28
     imagePullPolicy: IfNotPresent
-    command: ['sh', '-c', 'mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 8080 -h /www']
+    command: ['sh', '-c', 'mkdir -p /www; hostname > /www/index.html; httpd -p 8080 -h /www; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done']
     readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
 `)
 	isoWaitReady(t, s, ns, "survivor")
@@ -1021,7 +1034,8 @@ spec:
 	_, id, _ := strings.Cut(cid, "://")
 	pid := isoRuncPid(t, s.DataDir, id)
 
-	// 1. kill -9 the server: the container keeps serving.
+	// 1. kill -9 the server: the container keeps serving (and logging).
+	ticksBefore := isoTicks(t, s.MustKubectl(t, "logs", "survivor", "-n", ns))
 	s.Kill()
 	time.Sleep(2 * time.Second)
 	if b, err := httpGet(url); b != "survivor\n" {
@@ -1051,6 +1065,9 @@ spec:
 		}
 		return ready == "true" && time.Now().After(stable), r
 	})
+	if ticks := isoTicks(t, s.MustKubectl(t, "logs", "survivor", "-n", ns)); ticks < ticksBefore+3 {
+		t.Errorf("logs after the restart end at tick %d; before the kill at %d", ticks, ticksBefore)
+	}
 	if got := isoRuncPid(t, s.DataDir, id); got != pid {
 		t.Errorf("container process %d, was %d", got, pid)
 	}
@@ -1093,6 +1110,9 @@ spec:
 	}
 	if b, err := httpGet(url); b != "survivor\n" {
 		t.Errorf("restarted container: GET %s: %q %v", url, b, err)
+	}
+	if prev := isoTicks(t, s.MustKubectl(t, "logs", "survivor", "-n", ns, "--previous")); prev < ticksBefore+3 {
+		t.Errorf("logs --previous end at tick %d", prev)
 	}
 	if n := s.MustKubectl(t, "get", "pods", "-n", ns, "--no-headers"); !regexp.MustCompile(`^survivor\s+1/1\s+Running\s+1 \(\S+ ago\)\s`).MatchString(n) {
 		t.Errorf("get pods: %q", n)
