@@ -30,6 +30,19 @@ import (
 // containers that outlive a killed server and are re-adopted by the next.
 // (The seeds' own manifests are seeds_test.go's.)
 
+// isoNamespace is the test's namespace; its pods are deleted (and waited
+// for) before it: the shared server then stops without pods to stop (a
+// clean stop stops containers one by one, 2 s each, and is killed after
+// 15 s, leaving the rest running).
+func isoNamespace(t *testing.T, s *Server) string {
+	t.Helper()
+	ns := s.Namespace(t)
+	t.Cleanup(func() {
+		s.Kubectl(t, "delete", "pods", "--all", "-n", ns, "--wait=true", "--timeout=60s")
+	})
+	return ns
+}
+
 // isoPods are "name ip" of the pods matching selector.
 func isoPods(t *testing.T, s *Server, ns, selector string) map[string]string {
 	t.Helper()
@@ -82,7 +95,7 @@ func isoWaitReady(t *testing.T, s *Server, ns string, pods ...string) {
 func TestOCIReplicasOwnNetwork(t *testing.T) {
 	s := OCIServer(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	s.MustApply(t, ns, `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app}
@@ -143,7 +156,7 @@ spec:
 func TestOCIOOMKilled(t *testing.T) {
 	s := OCIServer(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	s.MustApply(t, ns, `apiVersion: v1
 kind: Pod
 metadata: {name: limited}
@@ -229,7 +242,7 @@ func TestOCIImages(t *testing.T) {
 	s := OCIServer(t)
 	reg := OCIRegistry(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	// The registry itself (no mirror): containerd's NotFound.
 	local := reg.Host + "/library/busybox:doesnotexist"
 	s.MustApply(t, ns, `apiVersion: v1
@@ -396,7 +409,7 @@ spec:
 func TestOCIVolumes(t *testing.T) {
 	s := OCIServer(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	s.MustApply(t, ns, `apiVersion: v1
 kind: ConfigMap
 metadata: {name: cm}
@@ -572,7 +585,7 @@ spec:
 func TestOCIExecAttachPortForwardLogsProbes(t *testing.T) {
 	s := OCIServer(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	s.MustApply(t, ns, `apiVersion: v1
 kind: Pod
 metadata: {name: io}
@@ -741,7 +754,7 @@ func errString(err error) string {
 func TestOCISecurityContext(t *testing.T) {
 	s := OCIServer(t)
 	t.Parallel()
-	ns := s.Namespace(t)
+	ns := isoNamespace(t, s)
 	s.MustApply(t, ns, `apiVersion: v1
 kind: Pod
 metadata: {name: sec}
