@@ -38,6 +38,7 @@ func isoNamespace(t *testing.T, s *Server) string {
 	t.Helper()
 	ns := s.Namespace(t)
 	t.Cleanup(func() {
+		s.Kubectl(t, "delete", "deployments", "--all", "-n", ns, "--cascade=foreground", "--wait=true", "--timeout=60s")
 		s.Kubectl(t, "delete", "pods", "--all", "-n", ns, "--wait=true", "--timeout=60s")
 	})
 	return ns
