@@ -105,7 +105,9 @@ type Mount struct {
 	HostPath      string
 	ContainerPath string
 	ReadOnly      bool
-	SubPath       string
+	// SubPath is the volumeMount's subPath, for information: HostPath
+	// already points at it.
+	SubPath string
 }
 
 type KeyValue struct {

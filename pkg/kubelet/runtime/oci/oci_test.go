@@ -124,7 +124,7 @@ func TestIsolation(t *testing.T) {
 			c.Mounts = []runtime.Mount{{Name: "ro", HostPath: vol, ContainerPath: "/data", ReadOnly: true}}
 		}, "sh: can't create /data/f: Read-only file system", 1},
 		{"subPath", "ls /logs", func(c *runtime.ContainerConfig) {
-			c.Mounts = []runtime.Mount{{Name: "v", HostPath: vol, ContainerPath: "/logs", SubPath: "sub"}}
+			c.Mounts = []runtime.Mount{{Name: "v", HostPath: filepath.Join(vol, "sub"), ContainerPath: "/logs", SubPath: "sub"}} // joined by the kubelet
 		}, "", 0},
 		{"working dir created", "pwd", func(c *runtime.ContainerConfig) { c.WorkingDir = "/srv/app" }, "/srv/app", 0},
 		{"user", "id -u; id -g", func(c *runtime.ContainerConfig) {

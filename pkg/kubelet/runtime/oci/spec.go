@@ -331,10 +331,7 @@ func mounts(in specInput) []specs.Mount {
 	}
 	var um []specs.Mount
 	for _, m := range in.cfg.Mounts {
-		src := m.HostPath
-		if m.SubPath != "" {
-			src = filepath.Join(src, m.SubPath)
-		}
+		src := m.HostPath // the kubelet has joined the SubPath already
 		opts := []string{"rbind", "rprivate"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")

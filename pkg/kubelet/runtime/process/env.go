@@ -58,10 +58,7 @@ func containerEnv(sb *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) []
 		kvs = append(kvs, runtime.KeyValue{Key: "TERM", Value: "xterm"})
 	}
 	for _, m := range cfg.Mounts {
-		p := m.HostPath
-		if m.SubPath != "" {
-			p = filepath.Join(p, m.SubPath)
-		}
+		p := m.HostPath // the kubelet has joined the SubPath already
 		kvs = append(kvs, runtime.KeyValue{Key: VolumeEnvName(m.Name), Value: p})
 	}
 	kvs = append(kvs, cfg.Env...)

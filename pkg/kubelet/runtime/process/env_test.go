@@ -46,7 +46,7 @@ func TestContainerEnv(t *testing.T) {
 				TTY: true,
 				Mounts: []runtime.Mount{
 					{Name: "data", HostPath: "/var/lib/k1s/pods/u/volumes/data", ContainerPath: "/data"},
-					{Name: "conf-files", HostPath: "/cfg", SubPath: "app.conf"},
+					{Name: "conf-files", HostPath: "/cfg/app.conf", SubPath: "app.conf"}, // joined by the kubelet
 				},
 				Env: []runtime.KeyValue{{Key: "FOO", Value: "1"}, {Key: "HOSTNAME", Value: "custom"}, {Key: "FOO", Value: "2"}},
 			},
