@@ -369,11 +369,17 @@ func (k *Kubelet) stopAllPods() {
 			go func(id string) {
 				defer wg.Done()
 				cs, _ := rt.ListContainers(ctx, runtime.ContainerFilter{SandboxID: id})
+				var cw sync.WaitGroup
 				for _, c := range cs {
 					if c.State == runtime.ContainerRunning {
-						rt.StopContainer(ctx, c.ID, 2*time.Second)
+						cw.Add(1)
+						go func(cid string) {
+							defer cw.Done()
+							rt.StopContainer(ctx, cid, 2*time.Second)
+						}(c.ID)
 					}
 				}
+				cw.Wait()
 				rt.StopPodSandbox(ctx, id)
 				// nothing stays behind: rootfs mounts, pod networks, logs
 				// of the runtime (the API keeps the pods; the next start

@@ -165,6 +165,22 @@ type podCIDRSetter interface {
 // (no --cluster-cidr, or no controllers) never assigns one.
 const podCIDRFastPoll = time.Minute
 
+// networkReadier is a runtime whose pod network may not be ready yet
+// (CRI's NetworkReady condition).
+type networkReadier interface {
+	NetworkReady() error
+}
+
+// networkNotReady is the default runtime's network error while the node
+// waits for its pod CIDR (bounded by podCIDRFastPoll, as the wait).
+func (k *Kubelet) networkNotReady() error {
+	nr, ok := k.runtimes.byName[k.runtimes.def].(networkReadier)
+	if !ok || !k.awaitingPodCIDR() {
+		return nil
+	}
+	return nr.NetworkReady()
+}
+
 func (k *Kubelet) awaitingPodCIDR() bool {
 	k.nodeMu.Lock()
 	done := k.podCIDR != "" || k.clock.Since(k.started) > podCIDRFastPoll
@@ -264,6 +280,11 @@ func (k *Kubelet) setNodeStatus(node *v1.Node) {
 		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
 		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
 		{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
+	}
+	if err := k.networkNotReady(); err != nil {
+		// upstream's text when the runtime's network is not ready
+		want[3] = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady",
+			Message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: " + err.Error()}
 	}
 	var conds []v1.NodeCondition
 	for _, w := range want {

@@ -41,16 +41,42 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	if shared != nil {
-		shared.Stop()
-	}
-	if ociShared != nil {
-		ociShared.Stop()
+	for _, s := range []*Server{shared, ociShared} {
+		if s == nil {
+			continue
+		}
+		if err := s.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping a shared server:", err)
+			code = 1
+		}
 	}
 	if ociReg != nil {
 		ociReg.Close()
 	}
+	if ociWork != "" {
+		if leftovers := mountsUnder(ociWork); len(leftovers) > 0 {
+			fmt.Fprintln(os.Stderr, "mounts left by the oci server:", leftovers)
+			code = 1
+		} else {
+			os.RemoveAll(ociWork)
+		}
+	}
 	os.Exit(code)
+}
+
+// mountsUnder lists the mount points below dir.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }
 
 // Server is one running `k1s server`.

@@ -23,6 +23,7 @@ var (
 	ociReg    *seedimages.Registry
 	ociErr    error
 	ociSkip   string
+	ociWork   string // removed by TestMain when nothing is left mounted
 )
 
 // OCIServer starts (once) the oci server, or skips the test where the oci
@@ -59,6 +60,7 @@ func startOCIServer() {
 		ociErr = err
 		return
 	}
+	ociWork = work
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		ociErr = err

@@ -56,3 +56,29 @@ func TestEmptyDirMemory(t *testing.T) {
 		t.Error("still mounted after unmountUnder")
 	}
 }
+
+func TestSetOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := setOwnership(dir, 2000, true); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{dir: os.ModeDir | os.ModeSetgid | 0o750, filepath.Join(dir, "f"): 0o440} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Gid != 2000 {
+			t.Errorf("%s: gid %d, want 2000", p, st.Gid)
+		}
+		if fi.Mode()&(os.ModeSetgid|0o070) != want&(os.ModeSetgid|0o070) {
+			t.Errorf("%s: mode %v, want group bits of %v", p, fi.Mode(), want)
+		}
+	}
+}

@@ -131,6 +131,12 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, podIPs []string) (map[
 		if err := m.setupVolume(ctx, pod, v, dir, podIPs); err != nil {
 			return nil, &MountError{v.Name, err}
 		}
+		// (an emptyDir once, when it is made: its files are the pod's)
+		if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil && (v.EmptyDir == nil || statErr != nil) {
+			if err := setOwnership(dir, *sc.FSGroup, v.EmptyDir == nil); err != nil {
+				return nil, &MountError{v.Name, err}
+			}
+		}
 	}
 	if refresh {
 		m.mu.Lock()
@@ -413,6 +419,32 @@ func (m *Manager) tokenFile(ctx context.Context, pod *v1.Pod, s *v1.ServiceAccou
 
 // writeFiles makes dir hold exactly files (relative paths), rewriting only
 // what changed, each file replaced atomically.
+// setOwnership gives a volume to the pod's fsGroup as upstream's
+// SetVolumeOwnership: group fsGroup on everything, group read (and write
+// unless readOnly) on files, setgid and group search on directories.
+func setOwnership(dir string, fsGroup int64, readOnly bool) error {
+	mask := os.FileMode(0o660)
+	if readOnly {
+		mask = 0o440
+	}
+	return filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Lchown(p, -1, int(fsGroup)); err != nil {
+			return err
+		}
+		m := mask
+		if info.IsDir() {
+			m |= os.ModeSetgid | 0o110
+		}
+		return os.Chmod(p, info.Mode()|m)
+	})
+}
+
 func writeFiles(dir string, files map[string]file) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -420,14 +452,17 @@ func writeFiles(dir string, files map[string]file) error {
 	for rel, f := range files {
 		p := filepath.Join(dir, filepath.Clean("/"+rel))
 		if old, err := os.ReadFile(p); err == nil && string(old) == string(f.data) {
-			os.Chmod(p, f.mode|0o444)
+			os.Chmod(p, f.mode)
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
 		tmp := p + ".tmp"
-		if err := os.WriteFile(tmp, f.data, f.mode|0o444); err != nil {
+		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp, f.mode); err != nil { // whatever the umask
 			return err
 		}
 		if err := os.Rename(tmp, p); err != nil {

@@ -31,11 +31,15 @@ type containerRecord struct {
 	ShimID    string // the host runtime's container holding `runc run`
 	SandboxID string
 	ImageID   string
-	Layers    []string // diff ids, base first
-	Argv0     string
-	Env       []string
-	Cwd       string
-	Mounts    []runtime.Mount
+	// ImageRef is the container status's imageID: the image's repo
+	// digest (<repository>@sha256:...) as containerd reports it, else
+	// its ID.
+	ImageRef string   `json:",omitempty"`
+	Layers   []string // diff ids, base first
+	Argv0    string
+	Env      []string
+	Cwd      string
+	Mounts   []runtime.Mount
 	// StartError is set when the start was refused before runc ran (e.g.
 	// the executable does not exist): the container is Exited with it.
 	StartError *startError `json:",omitempty"`
@@ -122,7 +126,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		cleanup()
 		return "", err
 	}
-	rec := containerRecord{ID: id, SandboxID: sandboxID, ImageID: img.ID, Layers: img.Layers, Mounts: cfg.Mounts}
+	rec := containerRecord{ID: id, SandboxID: sandboxID, ImageID: img.ID, ImageRef: img.ID, Layers: img.Layers, Mounts: cfg.Mounts}
+	if len(img.RepoDigests) > 0 {
+		rec.ImageRef = img.RepoDigests[0]
+	}
 	if err := r.mountRootfs(dir, rec.Layers); err != nil {
 		cleanup()
 		return "", err
@@ -308,6 +315,9 @@ func (r *Runtime) status(ctx context.Context, c *container) (*runtime.ContainerS
 	}
 	st.ID = c.rec.ID
 	st.ImageRef = c.rec.ImageID
+	if c.rec.ImageRef != "" {
+		st.ImageRef = c.rec.ImageRef
+	}
 	r.mu.Lock()
 	se := c.rec.StartError
 	r.mu.Unlock()

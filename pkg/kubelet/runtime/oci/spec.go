@@ -276,7 +276,37 @@ func oomScoreAdj(r *runtime.Resources) *int {
 		return nil
 	}
 	v := int(*r.OOMScoreAdj)
+	// Lowering a score below our own needs CAP_SYS_RESOURCE; without it
+	// (some sandboxes) runc would fail the container: clamp to ours, as
+	// containerd's restrict_oom_score_adj does.
+	if own, ok := ownOOMScoreAdj(); ok && v < own && !haveCapSysResource() {
+		v = own
+	}
 	return &v
+}
+
+func ownOOMScoreAdj() (int, bool) {
+	data, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return n, err == nil
+}
+
+// haveCapSysResource: CAP_SYS_RESOURCE (24) is in our effective set.
+func haveCapSysResource() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<24) != 0
+		}
+	}
+	return false
 }
 
 func resources(r *runtime.Resources) *specs.LinuxResources {
