@@ -64,8 +64,11 @@ type Image struct {
 	// Layers are the uncompressed layer digests (diff ids), base first.
 	Layers []string `json:"layers"`
 	// Size is the sum of the layers' uncompressed sizes.
-	Size   int64     `json:"size"`
-	Config v1.Config `json:"config"`
+	Size int64 `json:"size"`
+	// ContentSize is manifest + config + layers as the registry stores
+	// them (compressed): containerd's image size.
+	ContentSize int64     `json:"contentSize,omitempty"`
+	Config      v1.Config `json:"config"`
 }
 
 // Store is an image store rooted at a directory. Safe for concurrent use

@@ -42,7 +42,27 @@ func (s *Store) storeImage(img v1.Image, tags, digests []string) (*Image, error)
 		rec.Layers = append(rec.Layers, diffID.String())
 		rec.Size += size
 	}
+	rec.ContentSize = contentSize(img)
 	return s.add(rec)
+}
+
+// contentSize is the image's size as containerd reports it (the kubelet's
+// "Image size: N bytes"): manifest, config and layers as stored in the
+// registry (compressed). 0 when the manifest cannot be read.
+func contentSize(img v1.Image) int64 {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return 0
+	}
+	n := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
 }
 
 // unpackLayer extracts l into its layer directory unless it is there

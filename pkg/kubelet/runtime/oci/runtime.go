@@ -300,7 +300,16 @@ func (r *Runtime) ImageStatus(ctx context.Context, ref string) (*runtime.ImageSt
 		}
 		return nil, err
 	}
-	return &runtime.ImageStatus{Ref: norm, ID: img.ID, SizeBytes: img.Size}, nil
+	return &runtime.ImageStatus{Ref: norm, ID: img.ID, SizeBytes: imageSize(img)}, nil
+}
+
+// imageSize is what the kubelet reports: containerd's content size when
+// known (images stored before it was recorded: the unpacked size).
+func imageSize(img *image.Image) int64 {
+	if img.ContentSize > 0 {
+		return img.ContentSize
+	}
+	return img.Size
 }
 
 // PullImage implements runtime.Runtime.
@@ -317,5 +326,5 @@ func (r *Runtime) PullImage(ctx context.Context, ref string, auth []runtime.Regi
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.ImageStatus{Ref: norm, ID: img.ID, SizeBytes: img.Size}, nil
+	return &runtime.ImageStatus{Ref: norm, ID: img.ID, SizeBytes: imageSize(img)}, nil
 }
