@@ -119,8 +119,8 @@ func TestCreateSubcommands(t *testing.T) {
 	out := s.MustKubectl(t, "get", "svc", "-n", ns)
 	MatchLines(t, out,
 		`^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE$`,
-		`^svc1\s+ClusterIP\s+10\.43\.\d+\.\d+\s+<none>\s+80/TCP\s+\d+s$`,
-		`^svc2\s+NodePort\s+10\.43\.\d+\.\d+\s+<none>\s+80:3\d{4}/TCP\s+\d+s$`)
+		`^svc1\s+ClusterIP\s+10\.\d+\.\d+\.\d+\s+<none>\s+80/TCP\s+\d+s$`,
+		`^svc2\s+NodePort\s+10\.\d+\.\d+\.\d+\s+<none>\s+80:3\d{4}/TCP\s+\d+s$`)
 	out = s.MustKubectl(t, "get", "cm", "cm1", "-n", ns, "-o", "jsonpath={.data.b}")
 	if out != "2" {
 		t.Errorf("jsonpath: %q", out)

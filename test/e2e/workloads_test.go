@@ -294,5 +294,5 @@ spec:
 	Contains(t, r.Stderr, "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
 	out := s.MustKubectl(t, "get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=readiness-svc", "-o", `jsonpath={range .items[*].endpoints[*]}{.targetRef.name}={.conditions.ready}/{.conditions.serving}/{.conditions.terminating}{"\n"}{end}`)
 	Contains(t, out, pods[0]+"=false/false/false", pods[1]+"=true/true/false")
-	MatchLines(t, s.MustKubectl(t, "get", "svc", "readiness-svc", "-n", ns), `^readiness-svc\s+LoadBalancer\s+10\.43\.\d+\.\d+\s+\S+\s+8080:3\d{4}/TCP\s+\d+s$`)
+	MatchLines(t, s.MustKubectl(t, "get", "svc", "readiness-svc", "-n", ns), `^readiness-svc\s+LoadBalancer\s+10\.\d+\.\d+\.\d+\s+\S+\s+8080:3\d{4}/TCP\s+\d+s$`)
 }
