@@ -296,7 +296,7 @@ func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32,
 		return fmt.Errorf("failed to execute portforward in network namespace %q: %w", sb.NetNSPath, err)
 	}
 	defer conn.Close()
-	return forward(ctx, conn, stream)
+	return process.Forward(ctx, conn, stream)
 }
 
 // ReopenContainerLog makes the container's shim reopen its log file.

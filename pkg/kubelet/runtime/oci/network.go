@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -142,43 +140,3 @@ func dialInNetNS(ctx context.Context, path string, port int32) (*net.TCPConn, er
 	return res.conn, res.err
 }
 
-// forward copies between conn and stream until either side ends (the
-// client's end is passed on as a half-close). It does not close stream.
-func forward(ctx context.Context, conn *net.TCPConn, stream io.ReadWriteCloser) error {
-	fromClient := make(chan error, 1)
-	toClient := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(conn, stream)
-		_ = conn.CloseWrite()
-		fromClient <- err
-	}()
-	go func() {
-		_, err := io.Copy(stream, conn)
-		toClient <- err
-	}()
-	var err error
-	select {
-	case err = <-toClient:
-		// The server closed: give the client's last bytes a moment.
-		select {
-		case <-fromClient:
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-		}
-	case err = <-fromClient:
-		select {
-		case err2 := <-toClient:
-			if err == nil {
-				err = err2
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
-}

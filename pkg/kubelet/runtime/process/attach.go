@@ -152,6 +152,14 @@ func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32,
 		return err
 	}
 	defer conn.Close()
+	return Forward(ctx, conn, stream)
+}
+
+// Forward copies between conn and stream until either side ends (the
+// client's end is passed on as a half-close; the server's last bytes get a
+// moment). It does not close stream. Shared by the runtimes' PortForward.
+func Forward(ctx context.Context, conn *net.TCPConn, stream io.ReadWriteCloser) error {
+	var err error
 	fromClient := make(chan error, 1)
 	toClient := make(chan error, 1)
 	go func() {
