@@ -42,6 +42,8 @@ type startResult struct {
 	reason       string
 	message      string
 	backoffUntil time.Time
+	// id is the runtime's id of a container that started.
+	id string
 }
 
 // syncResult is the outcome of executing a plan.
@@ -55,6 +57,20 @@ func (r *syncResult) fail(err error) {
 	if r.err == nil {
 		r.err = err
 	}
+}
+
+// startedIDs are the runtime ids of the containers this sync started.
+func (r *syncResult) startedIDs() map[string]bool {
+	var ids map[string]bool
+	for _, s := range r.starts {
+		if s.id != "" && s.reason == "" {
+			if ids == nil {
+				ids = map[string]bool{}
+			}
+			ids[s.id] = true
+		}
+	}
+	return ids
 }
 
 // backoffUntil is the earliest back-off expiry of the sync, zero if none.
@@ -457,6 +473,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 			return res
 		}
 	}
+	res.id = id
 	return res
 }
 

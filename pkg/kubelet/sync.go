@@ -215,6 +215,16 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, requ
 	actions := computePodActions(pod, state, k.probes)
 	res := k.execute(ctx, pod, state, rt, actions)
 	k.reasons.update(pod.UID, res.starts)
+	if ids := res.startedIDs(); ids != nil {
+		// Every start is shown as running once, even when the container
+		// has exited by the time the runtime is asked again (a command
+		// that fails at once): upstream's runtime reports the exit late,
+		// so watchers always see running first.
+		// (listPodState: an exit seen here must still wake the worker)
+		if now, err := k.listPodState(ctx, pod.UID, rt); err == nil {
+			k.status.SetPodStatus(pod, k.generateStatus(pod, now.WithStarted(ids), false))
+		}
+	}
 
 	// nothing pending: the next resync, spread for pods started together
 	// (upstream's jitter; a back-off's wake-up is never delayed by it)

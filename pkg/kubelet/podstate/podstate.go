@@ -6,6 +6,8 @@
 package podstate
 
 import (
+	"time"
+
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -227,4 +229,25 @@ func HashContainer(c *v1.Container) string {
 func ContainerChanged(spec *v1.Container, c *runtime.ContainerStatus) bool {
 	h, ok := c.Annotations[AnnotationContainerHash]
 	return ok && h != HashContainer(spec)
+}
+
+// WithStarted is a copy of s in which the containers with the given
+// runtime ids are running: what the kubelet knows right after starting
+// them, even if one has exited since.
+func (s *PodState) WithStarted(ids map[string]bool) *PodState {
+	if s == nil {
+		return nil
+	}
+	out := *s
+	out.Containers = make([]*runtime.ContainerStatus, len(s.Containers))
+	for i, c := range s.Containers {
+		if ids[c.ID] && c.State == runtime.ContainerExited {
+			cc := *c
+			cc.State = runtime.ContainerRunning
+			cc.FinishedAt, cc.ExitCode, cc.Signal, cc.Reason, cc.Message = time.Time{}, 0, 0, "", ""
+			c = &cc
+		}
+		out.Containers[i] = c
+	}
+	return &out
 }

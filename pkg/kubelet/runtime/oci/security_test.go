@@ -238,8 +238,12 @@ func TestBuildSpecSecurity(t *testing.T) {
 			if *r.CPU.Shares != 256 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.Memory.Limit != 20<<20 {
 				t.Errorf("resources %+v %+v", r.CPU, r.Memory)
 			}
-			if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != -997 {
-				t.Errorf("oom score adj %v", s.Process.OOMScoreAdj)
+			want := -997
+			if own, ok := ownOOMScoreAdj(); ok && own > want && !haveCapSysResource() {
+				want = own // clamped: this machine's root cannot lower it
+			}
+			if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != want {
+				t.Errorf("oom score adj %v, want %d", s.Process.OOMScoreAdj, want)
 			}
 		}},
 		{name: "besteffort shares", mutate: func(c *runtime.ContainerConfig) {
@@ -356,5 +360,25 @@ func TestLocalhostSeccomp(t *testing.T) {
 	_, err = seccompFor(&runtime.ContainerConfig{Seccomp: &runtime.SeccompProfile{Type: runtime.SeccompLocalhost, LocalhostPath: filepath.Join(dir, "missing.json")}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "cannot load seccomp profile") {
 		t.Errorf("missing profile: %v", err)
+	}
+}
+
+func TestOOMScoreAdjClamp(t *testing.T) {
+	own, ok := ownOOMScoreAdj()
+	if !ok {
+		t.Skip("no /proc/self/oom_score_adj")
+	}
+	low := int64(-999)
+	got := *oomScoreAdj(&runtime.Resources{OOMScoreAdj: &low})
+	if haveCapSysResource() {
+		if got != -999 {
+			t.Errorf("with CAP_SYS_RESOURCE: %d, want -999", got)
+		}
+	} else if got != own {
+		t.Errorf("without CAP_SYS_RESOURCE: %d, want our own %d", got, own)
+	}
+	high := int64(1000)
+	if got := *oomScoreAdj(&runtime.Resources{OOMScoreAdj: &high}); got != 1000 {
+		t.Errorf("raising needs no capability: %d, want 1000", got)
 	}
 }
