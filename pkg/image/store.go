@@ -404,3 +404,12 @@ func (s *Store) leaseHolders(id string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// InUse reports whether a container holds a lease on image id.
+func (s *Store) InUse(id string) (bool, error) {
+	holders, err := s.leaseHolders(id)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return len(holders) > 0, err
+}

@@ -149,6 +149,7 @@ type Kubelet struct {
 	lastNode     *v1.Node
 	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
 	podStarts    podStartTracker
+	imageGC      imageGC
 	// backoffNoticed: back-off key → the end of the back-off a BackOff
 	// event was recorded for.
 	backoffNoticed sync.Map
@@ -299,6 +300,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	goRun(k.registerRuntimeClasses)
 	goRun(k.nodeLoop)
 	goRun(k.leaseLoop)
+	goRun(k.imageGCLoop)
 	goRun(k.status.Run)
 
 	k.setupPodSource()

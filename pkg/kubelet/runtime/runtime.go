@@ -361,6 +361,25 @@ type ContainerStatsLister interface {
 }
 
 // RegistryAuth for pulls (from imagePullSecrets / docker config).
+// ImageInfo is one image of a runtime's image store.
+type ImageInfo struct {
+	ID        string
+	RepoTags  []string
+	SizeBytes int64
+	// InUse: a container (running or not) uses it.
+	InUse bool
+}
+
+// ImageService is implemented by runtimes with an image store of their
+// own (oci): the kubelet's image garbage collection uses it.
+type ImageService interface {
+	ListImages(ctx context.Context) ([]ImageInfo, error)
+	// RemoveImage removes an image by id; an image in use is refused.
+	RemoveImage(ctx context.Context, id string) error
+	// ImageFsStats is the image filesystem's capacity and free bytes.
+	ImageFsStats(ctx context.Context) (capacity, available uint64, err error)
+}
+
 type RegistryAuth struct {
 	Server   string
 	Username string

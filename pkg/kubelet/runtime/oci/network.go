@@ -139,4 +139,3 @@ func dialInNetNS(ctx context.Context, path string, port int32) (*net.TCPConn, er
 	res := <-done
 	return res.conn, res.err
 }
-
