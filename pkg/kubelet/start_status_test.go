@@ -19,6 +19,10 @@ func TestStartShownRunningBeforeExit(t *testing.T) {
 	h.waitStatus("fast", "init:init=terminated/Error:127 ready=false started=false restarts=1")
 	h.step(10 * time.Second)
 	h.waitStatus("fast", "init:init=terminated/Error:127 ready=false started=false restarts=2")
+	// the watch that records the history may trail the status
+	h.eventually("history of attempt 2", func() bool {
+		return h.historyHas("fast", "init:init=terminated/Error:127 ready=false started=false restarts=2")
+	})
 	for r := 0; r <= 2; r++ {
 		running := "init:init=running/ ready=false started=true restarts=" + string(rune('0'+r))
 		terminated := "init:init=terminated/Error:127 ready=false started=false restarts=" + string(rune('0'+r))
