@@ -24,6 +24,7 @@ func (k *Kubelet) housekeepingLoop(ctx context.Context) {
 			return
 		case <-t.C():
 			k.housekeeping(ctx)
+			k.checkEmptyDirLimits()
 		}
 	}
 }

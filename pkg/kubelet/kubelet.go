@@ -150,6 +150,8 @@ type Kubelet struct {
 	podCIDR      string // last Node.spec.podCIDR handed to the runtimes
 	podStarts    podStartTracker
 	imageGC      imageGC
+	// evictions: pod uid → the message of its eviction by the kubelet.
+	evictions sync.Map
 	// backoffNoticed: back-off key → the end of the back-off a BackOff
 	// event was recorded for.
 	backoffNoticed sync.Map

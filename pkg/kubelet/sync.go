@@ -160,7 +160,8 @@ func (k *Kubelet) generateStatus(pod *v1.Pod, state *podstate.PodState, terminal
 		Pod: pod, State: state, Old: old, Reasons: k.reasons.get(pod.UID), PodIsTerminal: terminal,
 		HostIPs: []string{k.hostIP}, RuntimeName: state.Runtime, Probe: k.probes.UpdatePodStatus,
 	}
-	if d := pod.Spec.ActiveDeadlineSeconds; d != nil {
+	in.Evict = k.eviction(pod.UID)
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && in.Evict == nil {
 		start := old.StartTime
 		if start == nil {
 			start = pod.Status.StartTime
@@ -330,6 +331,7 @@ func (k *Kubelet) cleanupPod(ctx context.Context, pod *v1.Pod) {
 	k.volumes.Cleanup(pod.UID)
 	k.reasons.remove(pod.UID)
 	k.podStarts.forget(pod.UID)
+	k.evictions.Delete(pod.UID)
 	k.status.RemovePod(pod.UID)
 	k.probes.RemovePod(pod)
 	k.pleg.forget(pod.UID)
