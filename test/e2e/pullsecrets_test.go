@@ -14,7 +14,8 @@ import (
 )
 
 // A private registry (basic auth, on loopback): a pod with the
-// imagePullSecret pulls from it, one without gets ErrImagePull.
+// imagePullSecret pulls from it, one without gets ErrImagePull (pull policy
+// Always: an image already on the node is not checked again, as upstream).
 func TestOCIImagePullSecrets(t *testing.T) {
 	s := OCIServer(t)
 	src, err := OCIRegistry(t).MirrorRef("busybox")
@@ -52,7 +53,7 @@ spec:
   terminationGracePeriodSeconds: 1
   ` + secrets + `
   containers:
-  - {name: c, image: ` + private + `, command: ['sh', '-c', 'sleep 3600']}
+  - {name: c, image: ` + private + `, imagePullPolicy: Always, command: ['sh', '-c', 'sleep 3600']}
 ---
 `
 	}

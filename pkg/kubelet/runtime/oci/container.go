@@ -127,9 +127,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 	rec := containerRecord{ID: id, SandboxID: sandboxID, ImageID: img.ID, ImageRef: img.ID, Layers: img.Layers, Mounts: cfg.Mounts}
-	if len(img.RepoDigests) > 0 {
-		rec.ImageRef = img.RepoDigests[0]
-	}
+	rec.ImageRef = repoDigestFor(img, cfg.Image)
 	if err := r.mountRootfs(dir, rec.Layers); err != nil {
 		cleanup()
 		return "", err
@@ -305,6 +303,29 @@ func criState(s runtime.ContainerState) string {
 		return "CONTAINER_EXITED"
 	}
 	return "CONTAINER_UNKNOWN"
+}
+
+// repoDigestFor is the imageID a container of ref reports: the image's
+// repo digest in ref's repository (one image may be known under several),
+// else its first repo digest, else its ID.
+func repoDigestFor(img *image.Image, ref string) string {
+	if norm, err := image.Normalize(ref); err == nil {
+		repo := norm
+		if i := strings.LastIndex(repo, "@"); i >= 0 {
+			repo = repo[:i]
+		} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
+		for _, d := range img.RepoDigests {
+			if strings.HasPrefix(d, repo+"@") {
+				return d
+			}
+		}
+	}
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
 }
 
 // status merges the shim's view of the container with ours.

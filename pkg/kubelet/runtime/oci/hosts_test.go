@@ -3,6 +3,7 @@ package oci
 import (
 	"testing"
 
+	"k1s.dev/k1s/pkg/image"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 )
 
@@ -22,5 +23,23 @@ func TestHostsFile(t *testing.T) {
 		if got := hostsFile("10.42.0.5", "web", tc.domain, tc.aliases); got != tc.want {
 			t.Errorf("%s:\n%q\nwant\n%q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestRepoDigestFor(t *testing.T) {
+	img := &image.Image{ID: "sha256:cfg", RepoDigests: []string{
+		"127.0.0.1:5000/private/busybox@sha256:abc", "docker.io/library/busybox@sha256:abc"}}
+	for ref, want := range map[string]string{
+		"busybox":                           "docker.io/library/busybox@sha256:abc",
+		"docker.io/library/busybox:latest":  "docker.io/library/busybox@sha256:abc",
+		"127.0.0.1:5000/private/busybox:v1": "127.0.0.1:5000/private/busybox@sha256:abc",
+		"nginx":                             "127.0.0.1:5000/private/busybox@sha256:abc",
+	} {
+		if got := repoDigestFor(img, ref); got != want {
+			t.Errorf("%s: %s, want %s", ref, got, want)
+		}
+	}
+	if got := repoDigestFor(&image.Image{ID: "sha256:cfg"}, "busybox"); got != "sha256:cfg" {
+		t.Errorf("no digests: %s", got)
 	}
 }
