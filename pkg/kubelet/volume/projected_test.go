@@ -52,7 +52,9 @@ func (b *barrierSrc) ServiceAccountToken(ctx context.Context, pod *v1.Pod, aud s
 func TestProjectedSourcesReadTogether(t *testing.T) {
 	s := &barrierSrc{}
 	s.wg.Add(2)
-	m := NewManager(t.TempDir(), s, testingclock.NewFakeClock(time.Unix(0, 0)))
+	root := t.TempDir()
+	t.Cleanup(func() { unmountUnder(root) }) // projected volumes are tmpfs
+	m := NewManager(root, s, testingclock.NewFakeClock(time.Unix(0, 0)))
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "s05", UID: "u1"}, Spec: v1.PodSpec{Volumes: []v1.Volume{apiAccess()}}}
 	paths, err := m.Setup(context.Background(), pod, nil)
 	if err != nil {

@@ -198,6 +198,9 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, v *v1.Volume, di
 		}
 		return writeFiles(dir, files)
 	case v.Secret != nil:
+		if err := memoryBacked(dir); err != nil {
+			return err
+		}
 		files, err := m.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, v.Secret.Optional)
 		if err != nil {
 			return err
@@ -210,6 +213,9 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, v *v1.Volume, di
 		}
 		return writeFiles(dir, files)
 	case v.Projected != nil:
+		if err := memoryBacked(dir); err != nil {
+			return err
+		}
 		// the sources are read at the same time (a token request and a
 		// ConfigMap read are two round trips), merged in their order
 		sources := v.Projected.Sources
@@ -525,6 +531,22 @@ func setupEmptyDir(dir string, e *v1.EmptyDirVolumeSource) error {
 		}
 	}
 	return os.Chmod(dir, 0o777)
+}
+
+// memoryBacked makes dir a tmpfs (once): secret and projected volumes
+// never touch the node's disk, as upstream's (a plain directory where the
+// agent cannot mount: not root).
+func memoryBacked(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 || isMountPoint(dir) {
+		return nil
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	return nil
 }
 
 // isMountPoint: dir is on another device than its parent.

@@ -82,6 +82,7 @@ func TestSetup(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
+			t.Cleanup(func() { unmountUnder(root) }) // secret and projected volumes are tmpfs
 			m := NewManager(root, tc.src, testingclock.NewFakeClock(time.Unix(0, 0)))
 			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "myapp-pod", Namespace: "s05", UID: "uid",
 				Labels: map[string]string{"app": "myapp", "tier": "web"}},
