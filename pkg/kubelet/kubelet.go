@@ -393,6 +393,7 @@ func (k *Kubelet) stopAllPods() {
 		}
 		wg.Wait()
 	}
+	k.volumes.UnmountAll()
 }
 
 func detectNodeIP() string {

@@ -257,7 +257,7 @@ func seed001Liveness(t *testing.T, s *Server) {
 		"Normal|Created|1|Container created", "Normal|Started|1|Container started")
 	MatchLines(t, ev, `^Normal\|Pulled\|1\|`+pulledRe("gcr.io/terrycho-sandbox/liveness:v1")+`$`)
 
-	if r := s.Kubectl(t, "exec", "-n", ns, "liveness-pod", "--", "rm", "/tmp/healthy"); r.Code != 0 || r.Stdout+r.Stderr != "" {
+	if r := s.Kubectl(t, "exec", "-n", ns, "liveness-pod", "--", "rm", "/tmp/healthy"); r.Code != 0 || r.Stdout+withoutWebsocketNoise(r.Stderr) != "" {
 		t.Fatalf("exec rm: exit %d %q %q", r.Code, r.Stdout, r.Stderr)
 	}
 	Eventually(t, 90*time.Second, "liveness-pod restarted and Ready", func() (bool, string) {
@@ -517,4 +517,18 @@ func seed004MyappPod(t *testing.T, s *Server) {
 		`{{range .status.initContainerStatuses}}{{.name}} {{.ready}} {{.restartCount}} {{.state.terminated.reason}} {{.state.terminated.exitCode}}{{"\n"}}{{end}}`); tmpl != "init-myservice true 0 Completed 0\ninit-mydb true 0 Completed 0\n" {
 		t.Errorf("init container statuses: %q", tmpl)
 	}
+}
+
+// withoutWebsocketNoise drops kubectl's own log line about a late frame on
+// a stream it has finished with ("Unknown stream id 1, discarding message",
+// client-go's websocket executor, seen now and then under load): it is not
+// the command's output. Known gap, see the closing note.
+func withoutWebsocketNoise(stderr string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if !strings.Contains(l, "Unknown stream id") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "")
 }

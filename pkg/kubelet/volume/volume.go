@@ -125,7 +125,7 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, podIPs []string) (map[
 		dir := m.Dir(pod.UID, v)
 		paths[v.Name] = dir
 		_, statErr := os.Stat(dir)
-		if !refresh && statErr == nil {
+		if !refresh && statErr == nil && !lostMemory(v, dir) {
 			continue
 		}
 		if err := m.setupVolume(ctx, pod, v, dir, podIPs); err != nil {
@@ -549,6 +549,13 @@ func memoryBacked(dir string) error {
 	return nil
 }
 
+// lostMemory: a memory-backed volume whose tmpfs is gone (unmounted by a
+// clean stop): it must be made again.
+func lostMemory(v *v1.Volume, dir string) bool {
+	memory := v.Secret != nil || v.Projected != nil || (v.EmptyDir != nil && v.EmptyDir.Medium == v1.StorageMediumMemory)
+	return memory && os.Geteuid() == 0 && !isMountPoint(dir)
+}
+
 // isMountPoint: dir is on another device than its parent.
 func isMountPoint(dir string) bool {
 	var a, b unix.Stat_t
@@ -590,6 +597,12 @@ func (m *Manager) Cleanup(uid types.UID) error {
 	m.mu.Unlock()
 	unmountUnder(m.PodDir(uid))
 	return os.RemoveAll(m.PodDir(uid))
+}
+
+// UnmountAll detaches every memory-backed volume of every pod (a clean
+// stop that stops the node's pods leaves nothing mounted).
+func (m *Manager) UnmountAll() {
+	unmountUnder(m.root)
 }
 
 // PodDirs lists the pod uids that have a directory (orphan cleanup).
