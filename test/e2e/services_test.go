@@ -597,20 +597,25 @@ spec:
 		}
 	})
 	t.Run("Headless", func(t *testing.T) {
-		r := nslookup(fq("web-headless"))
-		if got := addrsOf(r.Stdout, fq("web-headless")); strings.Join(got, ",") != strings.Join(webIPs, ",") {
-			t.Errorf("web-headless: %v, want the pod IPs %v\n%s%s", got, webIPs, r.Stdout, r.Stderr)
-		}
+		// ready pods reach the EndpointSlice (and so DNS) a moment after
+		// their Ready condition: give it the second the issue allows, twice
+		Eventually(t, 2*time.Second, "web-headless answers both pod IPs", func() (bool, string) {
+			r := nslookup(fq("web-headless"))
+			got := addrsOf(r.Stdout, fq("web-headless"))
+			return strings.Join(got, ",") == strings.Join(webIPs, ","),
+				fmt.Sprintf("web-headless: %v, want the pod IPs %v\n%s%s", got, webIPs, r.Stdout, r.Stderr)
+		})
 	})
 	t.Run("ExternalName", func(t *testing.T) {
 		r := nslookup(fq("ext"))
 		Contains(t, r.Stdout, fq("ext")+"\tcanonical name = db.example.test\n")
 	})
 	t.Run("HostnameSubdomain", func(t *testing.T) {
-		r := nslookup("myhost.sub." + ns + ".svc.cluster.local")
-		if got := addrsOf(r.Stdout, "myhost.sub."+ns+".svc.cluster.local"); strings.Join(got, ",") != namedIP {
-			t.Errorf("myhost.sub: %v, want %s\n%s%s", got, namedIP, r.Stdout, r.Stderr)
-		}
+		Eventually(t, 2*time.Second, "myhost.sub answers the pod IP", func() (bool, string) {
+			r := nslookup("myhost.sub." + ns + ".svc.cluster.local")
+			got := addrsOf(r.Stdout, "myhost.sub."+ns+".svc.cluster.local")
+			return strings.Join(got, ",") == namedIP, fmt.Sprintf("myhost.sub: %v, want %s\n%s%s", got, namedIP, r.Stdout, r.Stderr)
+		})
 		if h := strings.TrimSpace(s.MustKubectl(t, "exec", "named", "-n", ns, "--", "hostname")); h != "myhost" {
 			t.Errorf("hostname %q, want myhost", h)
 		}
