@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -961,7 +960,7 @@ func isoServer(t *testing.T) *Server {
 		if err := s.Stop(); err != nil {
 			t.Error(err)
 		}
-		if m := isoMountsUnder(data); len(m) > 0 {
+		if m := mountsUnder(data); len(m) > 0 {
 			t.Errorf("mounted under the data dir after the server stopped:\n%s", strings.Join(m, "\n"))
 			return
 		}
@@ -981,22 +980,6 @@ func isoRunning(s *Server) bool {
 	default:
 		return true
 	}
-}
-
-func isoMountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
-			out = append(out, fs[4])
-		}
-	}
-	return out
 }
 
 // isoRuncPid is the host PID of a container's init process, from runc's

@@ -214,7 +214,7 @@ func seedServer(t *testing.T) *Server {
 		}
 		// --stop-pods-on-exit leaves nothing mounted; never remove a tree
 		// with mounts in it
-		if m := seedMounts(data); len(m) > 0 {
+		if m := mountsUnder(data); len(m) > 0 {
 			t.Errorf("still mounted under %s after the server stopped:\n%s", data, strings.Join(m, "\n"))
 			return
 		}
@@ -396,18 +396,6 @@ func seed001Readiness(t *testing.T, s *Server) {
 		return len(strings.Fields(a)) == 2, a
 	})
 	describeEndpoints(sortedIPs(pods...), "<none>")
-}
-
-// seedMounts lists the mount points under dir.
-func seedMounts(dir string) []string {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }
 
 // curl GETs url on a connection of its own, as `curl -s -m 2` does (a

@@ -220,47 +220,9 @@ func TestServicesReadinessSeed001(t *testing.T) {
 	s := OCIServer(t)
 	ns := s.Namespace(t)
 	svcsDiagnose(t, s, ns)
-	s.MustApply(t, ns, svcsClientPod+`apiVersion: v1
-kind: ReplicationController
-metadata:
- name: readiness-rc
-spec:
- replicas: 2
- selector:
-   app: readiness
- template:
-   metadata:
-     name: readiness-pod
-     labels:
-       app: readiness
-   spec:
-     containers:
-     - name: readiness
-       image: gcr.io/terrycho-sandbox/readiness:v1
-       imagePullPolicy: Always
-       ports:
-       - containerPort: 8080
-       readinessProbe:
-         httpGet:
-           path: /readiness
-           port: 8080
-         initialDelaySeconds: 5
-         periodSeconds: 5
-`)
-	s.MustApply(t, ns, `apiVersion: v1
-kind: Service
-metadata:
- name: readiness-svc
-spec:
- selector:
-   app: readiness
- ports:
-   - name: http
-     port: 80
-     protocol: TCP
-     targetPort: 8080
- type: LoadBalancer
-`)
+	// seed 001's manifests verbatim (seeds_test.go)
+	s.MustApply(t, ns, svcsClientPod+seedReadinessRC)
+	s.MustApply(t, ns, seedReadinessSvc)
 	pods := svcsReady(t, s, ns, "app=readiness", 2, 90*time.Second)
 	svcsPodReady(t, s, ns, "client", 60*time.Second)
 	ip := svcsClusterIP(t, s, ns, "readiness-svc")
@@ -417,25 +379,7 @@ func TestSeed004InitServicesDNS(t *testing.T) {
 	ns := s.Namespace(t)
 	svcsDiagnose(t, s, ns)
 	w := s.WatchPods(t, ns)
-	s.MustApply(t, ns, `apiVersion: v1
-kind: Pod
-metadata:
-  name: myapp-pod
-  labels:
-    app: myapp
-spec:
-  containers:
-  - name: myapp-container
-    image: busybox:1.28
-    command: ['sh', '-c', 'echo The app is running! && sleep 3600']
-  initContainers:
-  - name: init-myservice
-    image: busybox:1.28
-    command: ['sh', '-c', "until nslookup myservice.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for myservice; sleep 2; done"]
-  - name: init-mydb
-    image: busybox:1.28
-    command: ['sh', '-c', "until nslookup mydb.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for mydb; sleep 2; done"]
-`)
+	s.MustApply(t, ns, seedMyappPod) // seed 004's manifest verbatim (seeds_test.go)
 	// neither Service exists: the first init container loops
 	Eventually(t, 60*time.Second, "init-myservice waiting", func() (bool, string) {
 		r := s.Kubectl(t, "logs", "myapp-pod", "-n", ns, "-c", "init-myservice")

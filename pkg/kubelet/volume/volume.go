@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	v1 "k8s.io/api/core/v1"
@@ -556,27 +557,23 @@ func lostMemory(v *v1.Volume, dir string) bool {
 	return memory && os.Geteuid() == 0 && !isMountPoint(dir)
 }
 
-// isMountPoint: dir is on another device than its parent.
+// isMountPoint: something is mounted at dir.
 func isMountPoint(dir string) bool {
-	var a, b unix.Stat_t
-	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
-		return false
-	}
-	return a.Dev != b.Dev
+	m, err := mountinfo.Mounted(dir)
+	return err == nil && m
 }
 
-// unmountUnder detaches every mount below dir (memory emptyDirs), deepest
-// first, before the directory is removed.
+// unmountUnder detaches every mount below dir (memory-backed volumes),
+// deepest first, before the directory is removed.
 func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return
 	}
 	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+string(filepath.Separator)) {
-			points = append(points, f[4])
+	for _, m := range mounts {
+		if m.Mountpoint != dir {
+			points = append(points, m.Mountpoint)
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(points)))

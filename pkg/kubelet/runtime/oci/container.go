@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
 	"os"
 	"path/filepath"
 	"sort"
@@ -221,14 +222,10 @@ func (r *Runtime) mountRootfs(dir string, layers []string) error {
 	return nil
 }
 
-// mounted reports whether path is a mount point (its device differs from
-// its parent's).
+// mounted reports whether something is mounted at path.
 func mounted(path string) bool {
-	var st, pst unix.Stat_t
-	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &pst) != nil {
-		return false
-	}
-	return st.Dev != pst.Dev
+	m, err := mountinfo.Mounted(path)
+	return err == nil && m
 }
 
 // StartContainer implements runtime.Runtime. An executable missing from
