@@ -86,11 +86,13 @@ func TestTopNode(t *testing.T) {
 	if age := time.Since(nm.Timestamp); age > time.Minute {
 		t.Errorf("timestamp %s is %s old", nm.Timestamp, age)
 	}
-	if !regexp.MustCompile(`^(\d+n|0)$`).MatchString(nm.Usage["cpu"]) || !regexp.MustCompile(`^\d+Ki$`).MatchString(nm.Usage["memory"]) {
+	// (a byte count that happens to be whole MiB serializes as Mi, as
+	// resource.Quantity canonicalizes it for metrics-server too)
+	if !regexp.MustCompile(`^(\d+n|0)$`).MatchString(nm.Usage["cpu"]) || !regexp.MustCompile(`^\d+(Ki|Mi|Gi)$`).MatchString(nm.Usage["memory"]) {
 		t.Errorf("usage %v: want nanocores and Ki", nm.Usage)
 	}
 	Contains(t, s.MustKubectl(t, "api-resources", "--api-group=metrics.k8s.io"), "NodeMetrics", "PodMetrics")
-	MatchLines(t, s.MustKubectl(t, "get", "nodemetrics"), `^NAME\s+CPU\s+MEMORY\s+WINDOW`, `^`+regexp.QuoteMeta(node)+`\s+\d+n?\s+\d+Ki\s+[\d.]+m?s`)
+	MatchLines(t, s.MustKubectl(t, "get", "nodemetrics"), `^NAME\s+CPU\s+MEMORY\s+WINDOW`, `^`+regexp.QuoteMeta(node)+`\s+\d+n?\s+\d+(Ki|Mi|Gi)\s+[\d.]+m?s`)
 	Contains(t, s.MustKubectl(t, "explain", "podmetrics.containers"), "usage")
 }
 
@@ -178,7 +180,7 @@ spec:
 
 	MatchLines(t, s.MustKubectl(t, "get", "podmetrics", "-n", ns),
 		`^NAME\s+CPU\s+MEMORY\s+WINDOW\s*$`,
-		`^burner\s+\d+n?\s+\d+Ki\s+[\d.]+m?s\s*$`)
+		`^burner\s+\d+n?\s+\d+(Ki|Mi|Gi)\s+[\d.]+m?s\s*$`)
 
 	r := s.Kubectl(t, "top", "pod", "nosuchpod", "-n", ns)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "NotFound") {
