@@ -16,8 +16,9 @@ build:
 run: build
 	./bin/k1s server
 
-# The whole suite: unit tests, then end-to-end tests with the real binary and kubectl.
-test: build test-unit test-e2e
+# The whole suite: unit tests, end-to-end tests with the real binary and
+# kubectl, then the fidelity suite (skipped without root, runc or python3).
+test: build test-unit test-e2e fidelity
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)

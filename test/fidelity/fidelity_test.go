@@ -11,7 +11,7 @@
 // tagged ones (busybox:1.28, the terrycho-sandbox images) are imported
 // onto the node before the server starts, the `latest` ones are pulled
 // from the mirror each time. Scenarios run in parallel (each has a
-// namespace of its own), except the ones that cordon or drain the node,
+// namespace of its own; three at a time, the longest first), except the ones that cordon or drain the node,
 // which run after the others, alone. `compare` judges each; any
 // difference but timing fails the test, except the lines of
 // allowlist.txt. The table (scenario, identical, first-seen times of
@@ -27,13 +27,15 @@
 //	                  (default: a new directory under $TMPDIR, kept)
 //	FIDELITY_RUN      a regexp: only the scenarios whose file name matches
 //	FIDELITY_TABLE    also write the table here
-//	FIDELITY_STAGGER  time between the parallel scenarios' starts (default 1.5s)
+//	FIDELITY_PARALLEL how many scenarios run at once (default 3)
+//	FIDELITY_STAGGER  time between the first parallel scenarios' starts (default 1.5s)
 package fidelity
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -190,22 +192,42 @@ func TestFidelity(t *testing.T) {
 		results[name] = r
 		mu.Unlock()
 	}
-	// Started a little apart: on two cores, thirteen kubectl proxies,
-	// watches and applies at the same instant would measure the machine's
-	// contention in the first-seen times, not k1s.
+	// At most FIDELITY_PARALLEL scenarios at once (default 3), the
+	// longest first (by the reference's elapsed time), started a little
+	// apart. The reference recorded each scenario on a quiet cluster; on
+	// two cores, thirteen scripts polling with a kubectl process every
+	// 0.5 s would measure that contention in the first-seen times, not
+	// k1s. Three at a time take no longer: 06 alone lasts ~2 minutes.
+	sortByReferenceLength(parallel, traces)
 	stagger := 1500 * time.Millisecond
 	if v := os.Getenv("FIDELITY_STAGGER"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			stagger = d
 		}
 	}
+	width := 3
+	if v := os.Getenv("FIDELITY_PARALLEL"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			width = n
+		}
+	}
+	queue := make(chan string, len(parallel))
+	for _, f := range parallel {
+		queue <- f
+	}
+	close(queue)
 	var wg sync.WaitGroup
-	for i, f := range parallel {
+	for i := 0; i < width && i < len(parallel); i++ {
 		if i > 0 {
 			time.Sleep(stagger)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); run(f) }()
+		go func() {
+			defer wg.Done()
+			for f := range queue {
+				run(f)
+			}
+		}()
 	}
 	wg.Wait()
 	for _, f := range alone {
@@ -227,6 +249,17 @@ func TestFidelity(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// First-seen times are reported, not asserted (timings on a shared
+	// machine are no test verdict), but any status k1s showed later than
+	// the reference did is named in the log.
+	for _, n := range names {
+		for _, tm := range results[n].timing {
+			if tm.ref > 0 && tm.ours >= tm.ref {
+				t.Logf("%s: pod %s first %s after %s on k1s, %s on the reference (ratio %.2f)",
+					n, tm.pod, tm.status, secs(tm.ours), secs(tm.ref), float64(tm.ours)/float64(tm.ref))
+			}
+		}
+	}
 	for _, n := range names {
 		r := results[n]
 		if !r.identical() {
@@ -236,6 +269,24 @@ func TestFidelity(t *testing.T) {
 			t.Logf("%s: allowlisted: %s", n, l)
 		}
 	}
+}
+
+// sortByReferenceLength orders scenario files by how long the reference
+// recording of each lasted (its meta.json's elapsed_ms), longest first, so
+// that a bounded pool finishes them all soonest.
+func sortByReferenceLength(files []string, traces string) {
+	length := map[string]int{}
+	for _, f := range files {
+		var meta struct {
+			ElapsedMS int `json:"elapsed_ms"`
+		}
+		name := strings.TrimSuffix(filepath.Base(f), ".sh")
+		if b, err := os.ReadFile(filepath.Join(traces, name, "meta.json")); err == nil {
+			_ = json.Unmarshal(b, &meta)
+		}
+		length[f] = meta.ElapsedMS
+	}
+	sort.SliceStable(files, func(i, j int) bool { return length[files[i]] > length[files[j]] })
 }
 
 // result is one scenario's comparison.
