@@ -30,8 +30,10 @@ func main() {
 	args := os.Args[2:]
 	switch os.Args[1] {
 	case "server":
+		startPprof()
 		os.Exit(cli.Server(args))
 	case "agent":
+		startPprof()
 		os.Exit(agent.Main(args))
 	case "kubectl":
 		os.Exit(cli.Kubectl(args))

@@ -21,11 +21,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"k1s.dev/k1s/pkg/procmem"
 	"k1s.dev/k1s/pkg/server"
 )
 
@@ -95,6 +97,9 @@ func Main(args []string) int {
 	exposeSelfOnPath()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ready := make(chan struct{})
+	o.Ready = ready
+	go procmem.TrimAfterStartup(ctx, ready, 5*time.Second)
 	if err := Run(ctx, o); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "k1s agent:", err)
 		return 1

@@ -45,7 +45,6 @@ func Server(args []string) int {
 	}
 	o.Components = ServerComponents(&o)
 	exposeSelfOnPath()
-	startPprof()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := server.Run(ctx, o, nil); err != nil && ctx.Err() == nil {

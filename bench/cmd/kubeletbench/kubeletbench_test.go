@@ -120,6 +120,10 @@ func TestProbePod(t *testing.T) {
 	if c.ReadinessProbe.PeriodSeconds != 1 || c.LivenessProbe.PeriodSeconds != 1 || p.Spec.NodeName != "n1" {
 		t.Errorf("period / node: %+v", p.Spec)
 	}
+	b.appBinary = "/x/k1s-app"
+	if got := b.probePod("probe-008", 20008, "/d").Spec.Containers[0].Command; len(got) != 3 || got[0] != "/x/k1s-app" || got[2] != "20008" {
+		t.Errorf("command with -app: %v", got)
+	}
 }
 
 func TestPortPicker(t *testing.T) {

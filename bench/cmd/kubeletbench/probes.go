@@ -167,7 +167,11 @@ func (b *bench) report(steps []step, idle harness.CPU, mem0 harness.Memory) {
 		return strings.Join(parts, " · ")
 	}
 	target := func(t string) string { return t + " at 500 pods" }
-	b.table.Add(fmt.Sprintf("probe pods (`k1s app`, exec readiness + HTTP liveness probe, period 1 s), added %d at a time (%d clients): pods Ready, time to Ready from the step's first create", b.step, b.clients),
+	program := "`k1s app`"
+	if b.appBinary != "" {
+		program = "`" + filepath.Base(b.appBinary) + "` (the static k1s app)"
+	}
+	b.table.Add(fmt.Sprintf("probe pods (%s, exec readiness + HTTP liveness probe, period 1 s), added %d at a time (%d clients): pods Ready, time to Ready from the step's first create", program, b.step, b.clients),
 		each(func(st step) string {
 			if st.allReady {
 				return fmt.Sprintf("all in %s", harness.Ms(st.readyIn))
@@ -326,7 +330,7 @@ func (b *bench) probePod(name string, port int, dir string) *corev1.Pod {
 			Containers: []corev1.Container{{
 				Name:    "app",
 				Image:   "busybox",
-				Command: []string{b.binary, "app", "--port", strconv.Itoa(port)},
+				Command: b.appCommand("--port", strconv.Itoa(port)),
 				ReadinessProbe: &corev1.Probe{
 					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{
 						"sh", "-c", "date +%s%N >> " + filepath.Join(dir, name+".exec")}}},
@@ -339,6 +343,15 @@ func (b *bench) probePod(name string, port int, dir string) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// appCommand is the command line of k1s app with args: the -app program,
+// or `k1s app`.
+func (b *bench) appCommand(args ...string) []string {
+	if b.appBinary != "" {
+		return append([]string{b.appBinary}, args...)
+	}
+	return append([]string{b.binary, "app"}, args...)
 }
 
 // readyTracker notes when each probe pod was first seen Ready.

@@ -294,7 +294,7 @@ func (r *Runtime) runShim(ctx context.Context, c *container) (_ shimState, relea
 	}
 
 	go func() {
-		_ = cmd.Wait()
+		waitChild(cmd)
 		<-reported
 		r.shimGone(c)
 	}()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -106,27 +107,17 @@ func catchesSignal(pid int, sig unix.Signal) bool {
 }
 
 // waitExit blocks until the process pid (started at start) has exited or
-// done is closed. It uses a pidfd when the kernel has them, else polls.
+// done is closed. It waits on a pidfd in the Go runtime's poller when the
+// kernel has them (no OS thread held: an agent may watch hundreds of
+// shims), else polls.
 func waitExit(pid int, start uint64, done <-chan struct{}) {
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-		defer unix.Close(fd)
+	if fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK); err == nil {
 		if !alive(pid, start) { // the pid may have been reused before the open
+			unix.Close(fd)
 			return
 		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			n, err := unix.Poll(fds, 1000)
-			if err == nil && n > 0 {
-				return
-			}
-			if err != nil && err != unix.EINTR {
-				break
-			}
+		if waitPidfd(fd, false, done) {
+			return
 		}
 	}
 	t := time.NewTicker(200 * time.Millisecond)
@@ -136,6 +127,69 @@ func waitExit(pid int, start uint64, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// waitChild waits for cmd's process (a child of this process) to exit and
+// reaps it. Like waitExit it holds no OS thread while it waits, where
+// cmd.Wait would hold one blocked in waitid for the child's whole life.
+func waitChild(cmd *exec.Cmd) {
+	if fd, err := unix.PidfdOpen(cmd.Process.Pid, unix.PIDFD_NONBLOCK); err == nil && waitPidfd(fd, true, nil) {
+		_ = cmd.Process.Release()
+		return
+	}
+	_ = cmd.Wait()
+}
+
+// waitPidfd waits in the poller for the process of pidfd fd (opened
+// PIDFD_NONBLOCK; waitPidfd closes it) to exit, or for done to close; with
+// reap it then reaps the process, which must be a child. It returns false,
+// having reaped nothing, when the poller cannot take the pidfd.
+func waitPidfd(fd int, reap bool, done <-chan struct{}) bool {
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return false // not in the poller
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	if done != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-done:
+				_ = f.SetReadDeadline(time.Now()) // ends the Read below
+			case <-stop:
+			}
+		}()
+	}
+	exited := false
+	err = rc.Read(func(fd uintptr) bool {
+		// A pidfd is readable once its process has exited.
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			exited = err != nil || n > 0
+			return exited
+		}
+	})
+	if !reap {
+		return exited || err != nil
+	}
+	if !exited {
+		return false // the caller waits the other way
+	}
+	var info unix.Siginfo
+	for {
+		if err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil); err != unix.EINTR {
+			return true
 		}
 	}
 }

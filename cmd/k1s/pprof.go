@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"net/http"
@@ -7,7 +7,8 @@ import (
 )
 
 // startPprof serves Go's profiler on $K1S_PPROF (e.g. 127.0.0.1:6060) for
-// memory and CPU investigations; off by default.
+// memory and CPU investigations of `k1s server` and `k1s agent`; off by
+// default.
 func startPprof() {
 	if addr := os.Getenv("K1S_PPROF"); addr != "" {
 		go http.ListenAndServe(addr, nil) //nolint:errcheck

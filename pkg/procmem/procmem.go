@@ -1,0 +1,159 @@
+// Package procmem trims what a long-running k1s process keeps resident of
+// its own binary.
+//
+// k1s is one ~250 MB binary (kube-apiserver, etcd, controllers, kubectl and
+// the node agent). Package initialisation and start-up touch code and
+// read-only data scattered over all of it, and the kernel maps file pages
+// around each touched one (fault-around, or whole 2 MB folios of the page
+// cache), so a process that has just started has ~80–140 MB of the binary
+// mapped, most of which it never uses again. Those pages are shared page
+// cache, but they count in the process's RSS and, while mapped, the kernel
+// keeps them as a mapped executable's pages. DropStartupPages unmaps the
+// clean file-backed pages of the executable once start-up is over: the
+// page cache keeps them, and whatever the process still runs faults back
+// in (minor faults, no I/O).
+package procmem
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// Mapping is one mapping of the executable's file.
+type Mapping struct {
+	Start, End uint64
+	Perms      string
+	Rss        uint64 // bytes
+	Anonymous  uint64 // bytes (copy-on-write pages: never dropped)
+}
+
+// ExecutableMappings lists the mappings of the running executable's file
+// (matched by device and inode, so a binary replaced or deleted on disk
+// since it started is still found), from /proc/self/smaps.
+func ExecutableMappings() ([]Mapping, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
+		return nil, err
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var (
+		out []Mapping
+		cur *Mapping
+	)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			// A mapping header: start-end perms offset dev inode [path].
+			cur = nil
+			inode, err := strconv.ParseUint(fields[4], 10, 64)
+			if err != nil || inode != st.Ino || !sameDevice(fields[3], st.Dev) {
+				continue
+			}
+			lo, hi, ok := strings.Cut(fields[0], "-")
+			if !ok {
+				continue
+			}
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			out = append(out, Mapping{Start: start, End: end, Perms: fields[1]})
+			cur = &out[len(out)-1]
+			continue
+		}
+		if cur == nil || len(fields) < 2 {
+			continue
+		}
+		switch fields[0] {
+		case "Rss:":
+			cur.Rss = kb(fields[1])
+		case "Anonymous:":
+			cur.Anonymous = kb(fields[1])
+		}
+	}
+	return out, sc.Err()
+}
+
+// sameDevice compares smaps' "major:minor" (hex) with a stat device number.
+func sameDevice(s string, dev uint64) bool {
+	ma, mi, ok := strings.Cut(s, ":")
+	if !ok {
+		return false
+	}
+	major, err1 := strconv.ParseUint(ma, 16, 32)
+	minor, err2 := strconv.ParseUint(mi, 16, 32)
+	return err1 == nil && err2 == nil && uint64(unix.Major(dev)) == major && uint64(unix.Minor(dev)) == minor
+}
+
+func kb(s string) uint64 {
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n << 10
+}
+
+// DropStartupPages unmaps the clean pages of the executable's read-only
+// mappings (code, read-only data, the symbol tables the runtime reads):
+// only private mappings that are not writable and hold no
+// copy-on-write page, so nothing but a re-readable copy of the file is
+// dropped. It returns how many bytes were resident in them before.
+func DropStartupPages() (uint64, error) {
+	maps, err := ExecutableMappings()
+	if err != nil {
+		return 0, err
+	}
+	var dropped uint64
+	for _, m := range maps {
+		if len(m.Perms) < 4 || m.Perms[1] == 'w' || m.Perms[3] != 'p' || m.Anonymous != 0 || m.Rss == 0 {
+			continue
+		}
+		// By address: these pages are not Go memory, there is no slice to
+		// hand unix.Madvise.
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(m.Start), uintptr(m.End-m.Start), unix.MADV_DONTNEED); errno != 0 {
+			return dropped, fmt.Errorf("madvise %x-%x: %w", m.Start, m.End, errno)
+		}
+		dropped += m.Rss
+	}
+	return dropped, nil
+}
+
+// TrimAfterStartup waits for ready to close (nil: no wait), then for delay
+// (the rest of start-up), and drops the executable's start-up pages and
+// the heap start-up left behind. It returns early when ctx ends.
+func TrimAfterStartup(ctx context.Context, ready <-chan struct{}, delay time.Duration) {
+	if ready != nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+		return
+	}
+	debug.FreeOSMemory()
+	n, err := DropStartupPages()
+	if err != nil {
+		klog.V(2).InfoS("Could not drop the binary's start-up pages", "err", err)
+		return
+	}
+	klog.V(2).InfoS("Dropped the binary's start-up pages", "residentBefore", n)
+}

@@ -1,0 +1,65 @@
+package procmem
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func fileRSS(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "RssFile:" {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			return n << 10
+		}
+	}
+	t.Fatal("no RssFile in /proc/self/status")
+	return 0
+}
+
+func TestExecutableMappings(t *testing.T) {
+	maps, err := ExecutableMappings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code, writable bool
+	for _, m := range maps {
+		if m.End <= m.Start {
+			t.Errorf("mapping %+v is empty", m)
+		}
+		code = code || strings.HasPrefix(m.Perms, "r-x")
+		writable = writable || m.Perms[1] == 'w'
+	}
+	if !code || !writable {
+		t.Fatalf("want the test binary's code and data mappings, got %+v", maps)
+	}
+}
+
+func TestDropStartupPages(t *testing.T) {
+	before := fileRSS(t)
+	dropped, err := DropStartupPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped == 0 {
+		t.Fatal("nothing of the executable was resident")
+	}
+	if after := fileRSS(t); after >= before {
+		t.Errorf("file-backed RSS %d before, %d after dropping %d bytes", before, after, dropped)
+	}
+	// The process runs on: code faults back in, maps and strings still read.
+	out, err := exec.Command("/bin/sh", "-c", "echo ok").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("after the drop: %q, %v", out, err)
+	}
+	if _, err := ExecutableMappings(); err != nil {
+		t.Fatal(err)
+	}
+}
