@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 
 	"k1s.dev/k1s/pkg/apiserver"
 	"k1s.dev/k1s/pkg/pki"
-	"k1s.dev/k1s/pkg/procmem"
 	"k1s.dev/k1s/pkg/storage"
 )
 
@@ -239,10 +239,12 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	}
 	klog.InfoS("k1s API ready", "server", serverURL, "after", time.Since(start).Round(time.Millisecond), "kubeconfig", KubeconfigPath(dataDir))
 
-	// Start-up builds OpenAPI documents and leaves ~100 MB of garbage, and
-	// has touched pages all over the binary: hand both back now rather
-	// than whenever the GC gets to it.
-	go procmem.TrimAfterStartup(ctx, nil, 2*time.Second)
+	// Start-up builds OpenAPI documents and leaves ~100 MB of garbage:
+	// hand it back to the OS now rather than whenever the GC gets to it.
+	// (Unlike the agent, the server gains nothing from dropping its
+	// binary's start-up pages: its GC and controllers fault ~130 MB of
+	// code, type data and pclntab back in within seconds.)
+	go func() { time.Sleep(2 * time.Second); debug.FreeOSMemory() }()
 
 	env := &Env{Options: o, AdminREST: adminREST, CAPEM: ca.CertPEM, PKI: p, CA: ca, NodeToken: token, APIServer: serverURL, NodeIP: nodeIP}
 	compDone := make(chan error, len(o.Components))
