@@ -208,6 +208,15 @@ func (p *podWorkers) podStage(uid types.UID) (stage, bool) {
 	return s, true
 }
 
+// stepOnFreshStack runs one step of the pod's sync in a short-lived
+// goroutine: a sync grows a stack to tens of kB, which a parked worker
+// would otherwise keep between syncs (one per pod).
+func (p *podWorkers) stepOnFreshStack(ctx context.Context, w *podWorker) time.Duration {
+	done := make(chan time.Duration, 1)
+	go func() { done <- p.k.step(ctx, w) }()
+	return <-done
+}
+
 func (p *podWorkers) run(w *podWorker) {
 	defer p.wg.Done()
 	ctx := p.ctx
@@ -218,7 +227,7 @@ func (p *podWorkers) run(w *podWorker) {
 		case <-w.wake:
 		default:
 		}
-		d := p.k.step(ctx, w)
+		d := p.stepOnFreshStack(ctx, w)
 		if d == workerDone {
 			p.mu.Lock()
 			delete(p.workers, w.uid)
