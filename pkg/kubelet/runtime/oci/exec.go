@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,8 +131,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		runCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	var stdout, stderr cappedBuffer
-	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
+	stdout, stderr := process.CappedBuffer{Max: maxExecSyncOutput}, process.CappedBuffer{Max: maxExecSyncOutput}
 	x.Stdout, x.Stderr = &stdout, &stderr
 	if err := x.Start(); err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to exec in container: %w", err)
@@ -240,24 +238,6 @@ func execTTY(ctx context.Context, x *exec.Cmd, pidFile string, size *pty.Winsize
 	}
 	return err
 }
-
-type cappedBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.buf.Len(); room > 0 {
-		if len(p) > room {
-			b.buf.Write(p[:room])
-		} else {
-			b.buf.Write(p)
-		}
-	}
-	return len(p), nil
-}
-
-func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 // eioIsEOF turns the EIO of a pty master whose terminal closed into EOF.
 type eioIsEOF struct{ f *os.File }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 
@@ -70,8 +71,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		runCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	var stdout, stderr cappedBuffer
-	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
+	stdout, stderr := CappedBuffer{Max: maxExecSyncOutput}, CappedBuffer{Max: maxExecSyncOutput}
 	x.Stdout, x.Stderr = &stdout, &stderr
 	if err := x.Start(); err != nil {
 		return nil, nil, 0, fmt.Errorf("failed to exec in container: failed to start exec: %w", err)
@@ -204,14 +204,15 @@ func winsize(s runtime.TermSize) *pty.Winsize {
 	return &pty.Winsize{Cols: s.Width, Rows: s.Height}
 }
 
-// cappedBuffer keeps the first max bytes written to it.
-type cappedBuffer struct {
+// CappedBuffer keeps the first Max bytes written to it (an exec's output;
+// the oci runtime uses it too).
+type CappedBuffer struct {
 	buf []byte
-	max int
+	Max int
 }
 
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - len(b.buf); room > 0 {
+func (b *CappedBuffer) Write(p []byte) (int, error) {
+	if room := b.Max - len(b.buf); room > 0 {
 		if len(p) > room {
 			b.buf = append(b.buf, p[:room]...)
 		} else {
@@ -221,7 +222,45 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *cappedBuffer) Bytes() []byte { return b.buf }
+// ReadFrom lets io.Copy fill the buffer directly. Without it, os/exec's
+// copying goroutines allocate a 32 kB buffer per stream per command: two
+// per exec probe, a thousand probes a second on a busy node.
+func (b *CappedBuffer) ReadFrom(r io.Reader) (int64, error) {
+	var (
+		total   int64
+		discard []byte
+	)
+	for {
+		var p []byte
+		if room := b.Max - len(b.buf); room > 0 {
+			if len(b.buf) == cap(b.buf) {
+				b.buf = slices.Grow(b.buf, min(max(512, len(b.buf)), room))
+			}
+			p = b.buf[len(b.buf):cap(b.buf)]
+			if len(p) > room {
+				p = p[:room]
+			}
+		} else {
+			if discard == nil {
+				discard = make([]byte, 4096)
+			}
+			p = discard
+		}
+		n, err := r.Read(p)
+		total += int64(n)
+		if discard == nil || &p[0] != &discard[0] {
+			b.buf = b.buf[:len(b.buf)+n]
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (b *CappedBuffer) Bytes() []byte { return b.buf }
 
 // eioIsEOF turns the EIO a pty master returns once the terminal is closed
 // into io.EOF.

@@ -1,8 +1,11 @@
 package process
 
 import (
+	"io"
 	"os/exec"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,4 +61,34 @@ func TestWaitExitSeesExit(t *testing.T) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	<-returned
+}
+
+func TestCappedBufferReadFrom(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		max int
+	}{
+		{"", 10},
+		{"hello", 10},
+		{strings.Repeat("x", 5000), 100000},
+		{strings.Repeat("abcdefgh", 3000), 1000},
+	} {
+		b := CappedBuffer{Max: tc.max}
+		n, err := io.Copy(&b, iotest.OneByteReader(strings.NewReader(tc.in)))
+		if err != nil || n != int64(len(tc.in)) {
+			t.Errorf("%d bytes, max %d: copied %d, %v", len(tc.in), tc.max, n, err)
+		}
+		want := tc.in
+		if len(want) > tc.max {
+			want = want[:tc.max]
+		}
+		if string(b.Bytes()) != want {
+			t.Errorf("%d bytes, max %d: kept %d bytes, want %d", len(tc.in), tc.max, len(b.Bytes()), len(want))
+		}
+		// A Write after ReadFrom still respects the cap.
+		_, _ = b.Write([]byte(strings.Repeat("y", tc.max)))
+		if len(b.Bytes()) > tc.max {
+			t.Errorf("max %d: %d bytes after Write", tc.max, len(b.Bytes()))
+		}
+	}
 }
