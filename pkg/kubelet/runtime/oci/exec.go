@@ -204,50 +204,7 @@ func execTTY(ctx context.Context, x *exec.Cmd, pidFile string, size *pty.Winsize
 		return fmt.Errorf("failed to exec in container: %w", err)
 	}
 	defer ptmx.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case s, ok := <-streams.Resize:
-				if !ok {
-					return
-				}
-				_ = pty.Setsize(ptmx, &pty.Winsize{Cols: s.Width, Rows: s.Height})
-			}
-		}
-	}()
-	if streams.Stdin != nil {
-		go func() { _, _ = io.Copy(ptmx, streams.Stdin) }()
-	}
-	out := io.Writer(io.Discard)
-	if streams.Stdout != nil {
-		out = streams.Stdout
-	}
-	copied := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(out, eioIsEOF{ptmx})
-		close(copied)
-	}()
-	err = waitOrKill(ctx, x, pidFile)
-	select {
-	case <-copied:
-	case <-time.After(time.Second):
-	}
-	return err
-}
-
-// eioIsEOF turns the EIO of a pty master whose terminal closed into EOF.
-type eioIsEOF struct{ f *os.File }
-
-func (e eioIsEOF) Read(p []byte) (int, error) {
-	n, err := e.f.Read(p)
-	if err != nil && errors.Is(err, syscall.EIO) {
-		err = io.EOF
-	}
-	return n, err
+	return process.CopyPTY(ptmx, streams, func() error { return waitOrKill(ctx, x, pidFile) })
 }
 
 // Attach implements runtime.Runtime: the shim holds runc's stdio, which

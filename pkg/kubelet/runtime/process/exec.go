@@ -156,6 +156,23 @@ func (r *Runtime) execTTY(ctx context.Context, x *exec.Cmd, streams runtime.Stre
 		return fmt.Errorf("failed to exec in container: failed to start exec: %w", err)
 	}
 	defer ptmx.Close()
+	err = CopyPTY(ptmx, streams, func() error { return waitOrKill(ctx, x) })
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if err == nil || errors.As(err, &ee) {
+		return nil
+	}
+	return err
+}
+
+// CopyPTY serves an exec's terminal (the oci runtime's too): size changes
+// from streams.Resize onto the pty master ptmx, streams.Stdin into it, its
+// output to streams.Stdout. wait waits for the command; its error is
+// returned once the output is drained (the master reads EIO when every
+// holder of the terminal is gone), or ioGrace later.
+func CopyPTY(ptmx *os.File, streams runtime.Streams, wait func() error) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -183,19 +200,10 @@ func (r *Runtime) execTTY(ctx context.Context, x *exec.Cmd, streams runtime.Stre
 		_, _ = io.Copy(out, eioIsEOF{ptmx})
 		close(copied)
 	}()
-	err = waitOrKill(ctx, x)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	// The terminal reads EIO once the output is drained and every holder
-	// of the terminal is gone.
+	err := wait()
 	select {
 	case <-copied:
 	case <-time.After(ioGrace):
-	}
-	var ee *exec.ExitError
-	if err == nil || errors.As(err, &ee) {
-		return nil
 	}
 	return err
 }
