@@ -7,11 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+
+	"k1s.dev/k1s/pkg/cachetrim"
 )
 
 // catalog is what the zone reads: the cluster's Services, their endpoints
@@ -64,7 +65,7 @@ var _ catalog = (*informerCatalog)(nil)
 
 func newInformerCatalog(client kubernetes.Interface, clk clock.PassiveClock) (*informerCatalog, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(cachetrim.StripManagedFields))
 	c := &informerCatalog{
 		factory:    f,
 		services:   f.Core().V1().Services().Informer(),
@@ -178,14 +179,6 @@ func appendSliceEndpoints(eps []endpoint, slice *discoveryv1.EndpointSlice, only
 		}
 	}
 	return eps
-}
-
-// stripManagedFields drops what DNS never reads and costs most memory.
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 func sortByKey(objs []any) {

@@ -37,10 +37,10 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/lifecycle"
 	"k1s.dev/k1s/pkg/kubelet/prober"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/cachetrim"
 	"k1s.dev/k1s/pkg/kubelet/status"
 	"k1s.dev/k1s/pkg/kubelet/volume"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -253,12 +253,12 @@ func New(deps Dependencies) (*Kubelet, error) {
 	// The kubelet never reads managedFields and only patches what it
 	// changes: its caches leave them out (a pod's are a few kB).
 	k.informers = informers.NewSharedInformerFactoryWithOptions(deps.KubeClient, 0,
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(cachetrim.StripManagedFields))
 	k.podInformers = informers.NewSharedInformerFactoryWithOptions(deps.KubeClient, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = "spec.nodeName=" + deps.NodeName
 		}),
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(cachetrim.StripManagedFields))
 	k.podLister = k.podInformers.Core().V1().Pods().Lister()
 	k.serviceLister = k.informers.Core().V1().Services().Lister()
 	return k, nil
@@ -413,11 +413,3 @@ func detectNodeIP() string {
 	return "127.0.0.1"
 }
 
-// stripManagedFields is the informers' transform: objects are cached
-// without their managedFields.
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}

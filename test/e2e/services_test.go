@@ -432,13 +432,10 @@ func svcsHas(list []string, s string) bool {
 	return false
 }
 
-// The records of cluster DNS as pods see them (busybox nslookup) and as
-// a DNS client on the node sees them (the kube-dns ClusterIP).
-func TestDNSRecords(t *testing.T) {
-	s := OCIServer(t)
-	ns := s.Namespace(t)
-	svcsDiagnose(t, s, ns)
-	s.MustApply(t, ns, svcsClientPod+`apiVersion: apps/v1
+// svcsWebDeployment is two replicas of the seed's readiness app (on 8080,
+// the container port named portName), labelled app=web, then "---".
+func svcsWebDeployment(portName string) string {
+	return `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -452,9 +449,18 @@ spec:
       - name: web
         image: gcr.io/terrycho-sandbox/readiness:v1
         imagePullPolicy: IfNotPresent
-        ports: [{name: http, containerPort: 8080}]
+        ports: [{name: ` + portName + `, containerPort: 8080}]
 ---
-apiVersion: v1
+`
+}
+
+// The records of cluster DNS as pods see them (busybox nslookup) and as
+// a DNS client on the node sees them (the kube-dns ClusterIP).
+func TestDNSRecords(t *testing.T) {
+	s := OCIServer(t)
+	ns := s.Namespace(t)
+	svcsDiagnose(t, s, ns)
+	s.MustApply(t, ns, svcsClientPod+svcsWebDeployment("http")+`apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
@@ -790,23 +796,7 @@ func TestServicesNodePort(t *testing.T) {
 	s := OCIServer(t)
 	ns := s.Namespace(t)
 	svcsDiagnose(t, s, ns)
-	s.MustApply(t, ns, svcsClientPod+`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-      - name: web
-        image: gcr.io/terrycho-sandbox/readiness:v1
-        imagePullPolicy: IfNotPresent
-        ports: [{name: web-port, containerPort: 8080}]
----
-apiVersion: v1
+	s.MustApply(t, ns, svcsClientPod+svcsWebDeployment("web-port")+`apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:

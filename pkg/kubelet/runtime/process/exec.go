@@ -236,18 +236,16 @@ func (b *CappedBuffer) Write(p []byte) (int, error) {
 func (b *CappedBuffer) ReadFrom(r io.Reader) (int64, error) {
 	var (
 		total   int64
-		discard []byte
+		discard []byte // past Max: read and dropped
 	)
 	for {
+		room := b.Max - len(b.buf)
 		var p []byte
-		if room := b.Max - len(b.buf); room > 0 {
+		if room > 0 {
 			if len(b.buf) == cap(b.buf) {
 				b.buf = slices.Grow(b.buf, min(max(512, len(b.buf)), room))
 			}
-			p = b.buf[len(b.buf):cap(b.buf)]
-			if len(p) > room {
-				p = p[:room]
-			}
+			p = b.buf[len(b.buf):min(cap(b.buf), b.Max)]
 		} else {
 			if discard == nil {
 				discard = make([]byte, 4096)
@@ -256,7 +254,7 @@ func (b *CappedBuffer) ReadFrom(r io.Reader) (int64, error) {
 		}
 		n, err := r.Read(p)
 		total += int64(n)
-		if discard == nil || &p[0] != &discard[0] {
+		if room > 0 {
 			b.buf = b.buf[:len(b.buf)+n]
 		}
 		if err == io.EOF {
