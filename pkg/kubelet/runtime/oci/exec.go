@@ -199,12 +199,57 @@ func execPipes(ctx context.Context, x *exec.Cmd, pidFile string, streams runtime
 // console and passes our size (and SIGWINCH on resizes) on.
 func execTTY(ctx context.Context, x *exec.Cmd, pidFile string, size *pty.Winsize, streams runtime.Streams) error {
 	x.WaitDelay = 0
-	ptmx, err := pty.StartWithAttrs(x, size, &syscall.SysProcAttr{Setsid: true, Setctty: true})
+	ptmx, err := startOnRawPTY(x, size)
 	if err != nil {
 		return fmt.Errorf("failed to exec in container: %w", err)
 	}
 	defer ptmx.Close()
 	return process.CopyPTY(ptmx, streams, func() error { return waitOrKill(ctx, x, pidFile) })
+}
+
+// startOnRawPTY starts x on a new pty, its controlling terminal, in raw
+// mode from the start. runc makes that terminal raw itself, but only once
+// it runs: output the container wrote before then went through both the
+// container console's and our terminal's newline translation ("\r\r\n").
+// The container's console does the terminal work; ours only carries bytes.
+func startOnRawPTY(x *exec.Cmd, size *pty.Winsize) (*os.File, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close()
+	if size != nil {
+		err = pty.Setsize(ptmx, size)
+	}
+	if err == nil {
+		err = makeRaw(int(tty.Fd()))
+	}
+	if err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	x.Stdin, x.Stdout, x.Stderr = tty, tty, tty
+	x.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := x.Start(); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	return ptmx, nil
+}
+
+// makeRaw sets the terminal fd to raw mode, as cfmakeraw(3).
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // Attach implements runtime.Runtime: the shim holds runc's stdio, which
