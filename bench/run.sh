@@ -49,6 +49,10 @@ go build -o "$tmp/" ./bench/cmd/apibench ./bench/cmd/podbench ./bench/cmd/worklo
 # A private copy: other sessions may rebuild bin/k1s while this runs, and
 # servers of other users mapping the same file would make PSS vary.
 cp -p bin/k1s "$tmp/k1s"
+# kubeletbench -exec-probe stamp: the light exec probe (a static C program).
+if command -v cc >/dev/null 2>&1; then
+	cc -O2 -static -o "$tmp/stamp" bench/tools/stamp.c 2>/dev/null || cc -O2 -o "$tmp/stamp" bench/tools/stamp.c || true
+fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)

@@ -124,6 +124,10 @@ func TestProbePod(t *testing.T) {
 	if got := b.probePod("probe-008", 20008, "/d").Spec.Containers[0].Command; len(got) != 3 || got[0] != "/x/k1s-app" || got[2] != "20008" {
 		t.Errorf("command with -app: %v", got)
 	}
+	b.stampBinary = "/x/stamp"
+	if got := b.probePod("probe-009", 20009, "/d").Spec.Containers[0].ReadinessProbe.Exec.Command; len(got) != 2 || got[0] != "/x/stamp" || got[1] != "/d/probe-009.exec" {
+		t.Errorf("exec probe with -stamp: %v", got)
+	}
 }
 
 func TestPortPicker(t *testing.T) {

@@ -59,6 +59,9 @@ type config struct {
 	portBase    int
 	ownAgent    bool
 	keep        bool
+	// stampBinary, when set, is the exec probe's program (`stamp FILE`,
+	// bench/tools/stamp.c); empty: `sh -c 'date +%s%N >> FILE'`.
+	stampBinary string
 }
 
 func main() {
@@ -67,6 +70,7 @@ func main() {
 		serverArgs string
 		only       string
 		header     bool
+		execProbe  string
 	)
 	flag.StringVar(&c.binary, "k1s", "bin/k1s", "the k1s binary (pods run it too, as `k1s app`, unless -app is given)")
 	flag.StringVar(&c.appBinary, "app", "", "the probe pods run this program (e.g. bin/k1s-app, the static k1s app: 3 MB resident instead of the 250 MB k1s binary's ~100 MB) instead of `k1s app`")
@@ -83,6 +87,7 @@ func main() {
 	flag.IntVar(&c.liveness, "liveness", 5, "liveness restarts timed (one pod each)")
 	flag.Var((*int32Value)(&c.threshold), "threshold", "failureThreshold of the liveness measure (period 1 s)")
 	flag.BoolVar(&c.ownAgent, "agent", false, "run the pods on a second node, a `k1s agent` process joined to the server, and measure that process alone (its CPU with no baseline to subtract but its own idle one, its RSS)")
+	flag.StringVar(&execProbe, "exec-probe", "sh", "the probe pods' exec probe: sh (`sh -c 'date +%s%N >> FILE'`, two processes) or stamp (`stamp FILE`, one small static process: bench/tools/stamp.c, which run.sh builds next to the -k1s binary)")
 	flag.IntVar(&c.portBase, "port-base", 20000, "first port tried for the pods' k1s app (each pod its own)")
 	flag.BoolVar(&header, "header", true, "print the markdown table header")
 	flag.BoolVar(&c.keep, "keep", false, "keep the data dir, logs and probe files")
@@ -110,6 +115,18 @@ func main() {
 		if abs, err := filepath.Abs(c.appBinary); err == nil {
 			c.appBinary = abs
 		}
+	}
+	switch execProbe {
+	case "sh":
+	case "stamp":
+		c.stampBinary = filepath.Join(filepath.Dir(c.binary), "stamp")
+		if _, err := os.Stat(c.stampBinary); err != nil {
+			fmt.Fprintf(os.Stderr, "kubeletbench: -exec-probe stamp: %v (build it: cc -O2 -static -o %s bench/tools/stamp.c)\n", err, c.stampBinary)
+			os.Exit(2)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "kubeletbench: -exec-probe %q: want sh or stamp\n", execProbe)
+		os.Exit(2)
 	}
 	b := &bench{config: c}
 	// A SIGINT or SIGTERM ends the measures early; the servers, agents
@@ -183,7 +200,14 @@ func (b *bench) run(ctx context.Context) error {
 	b.pid, b.what, b.logDir = srv.PID(), "server process", filepath.Join(srv.DataDir, "agent", "logs")
 	if b.ownAgent {
 		dir := filepath.Join(srv.Work, "agent-n2")
-		agent, err := harness.StartAgent(b.binary, srv.Server, dir, "bench-agent", "--stop-pods-on-exit")
+		// The agent runs its own copy of the binary, as on a second
+		// machine: the server's mappings of the same file would keep
+		// pages cached that the agent then maps around what it touches.
+		binary := filepath.Join(srv.Work, "k1s-agent")
+		if err := harness.CopyFile(b.binary, binary); err != nil {
+			return err
+		}
+		agent, err := harness.StartAgent(binary, srv.Server, dir, "bench-agent", "--stop-pods-on-exit")
 		if err != nil {
 			return err
 		}

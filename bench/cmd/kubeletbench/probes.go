@@ -180,7 +180,7 @@ func (b *bench) report(steps []step, idle harness.CPU, mem0 harness.Memory) {
 		})+fmt.Sprintf(" — largest measured: **%d pods**", top.ready), "500 pods")
 	b.table.Add(fmt.Sprintf("agent CPU, %% of one core: %s CPU over %s minus its idle baseline (%s idle over %s before any pod)", b.what, b.window, harness.Percent(idle.Self, time.Second), b.baseline),
 		each(func(st step) string { return harness.Percent(st.agent, time.Second) }), "")
-	b.table.Add(fmt.Sprintf("… CPU of the exec probes' processes (`sh` + `date`, children reaped by the %s), same window", b.what),
+	b.table.Add(fmt.Sprintf("… CPU of the exec probes' processes (%s, children reaped by the %s), same window", b.execProbeProcesses(), b.what),
 		each(func(st step) string { return harness.Percent(st.probes, time.Second) }), "")
 	before := fmt.Sprintf("%s: anon %s + file %s", harness.MB(mem0.RSS), harness.MB(mem0.RSSAnon), harness.MB(mem0.RSSFile))
 	rssLabel := fmt.Sprintf("server RSS minus before the probe pods (%s; agent + API objects): total (anon) = RSS", before)
@@ -191,7 +191,7 @@ func (b *bench) report(steps []step, idle harness.CPU, mem0 harness.Memory) {
 		each(func(st step) string {
 			return fmt.Sprintf("%+.0f MB (%+.0f) = %.0f MB", float64(st.rss)/(1<<20), float64(st.rssAnon)/(1<<20), float64(st.rssTotal)/(1<<20))
 		}), target("agent RSS < 100 MB"))
-	b.table.Add(fmt.Sprintf("exec probe period drift |interval − 1 s|, container side (`date +%%s%%N` appended by the probe), over %s: p50 / p99 / max", b.window),
+	b.table.Add(fmt.Sprintf("exec probe period drift |interval − 1 s|, container side (time in ns appended by the probe: %s), over %s: p50 / p99 / max", b.execProbeProcesses(), b.window),
 		each(func(st step) string { return driftValue(st.execDrift) }), target("p99 < 20 ms"))
 	b.table.Add("HTTP probe period drift, container side (CRI log time of k1s app's request line): p50 / p99 / max",
 		each(func(st step) string { return driftValue(st.httpDrift) }), target("p99 < 20 ms"))
@@ -332,8 +332,7 @@ func (b *bench) probePod(name string, port int, dir string) *corev1.Pod {
 				Image:   "busybox",
 				Command: b.appCommand("--port", strconv.Itoa(port)),
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{
-						"sh", "-c", "date +%s%N >> " + filepath.Join(dir, name+".exec")}}},
+					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: b.stampCommand(filepath.Join(dir, name+".exec"))}},
 					PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 3,
 				},
 				LivenessProbe: &corev1.Probe{
@@ -343,6 +342,23 @@ func (b *bench) probePod(name string, port int, dir string) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// stampCommand is the exec probe's command line: it appends the time in
+// nanoseconds to file.
+func (b *bench) stampCommand(file string) []string {
+	if b.stampBinary != "" {
+		return []string{b.stampBinary, file}
+	}
+	return []string{"sh", "-c", "date +%s%N >> " + file}
+}
+
+// execProbeProcesses names the exec probe's processes for the table.
+func (b *bench) execProbeProcesses() string {
+	if b.stampBinary != "" {
+		return "`stamp`, one static process"
+	}
+	return "`sh` + `date`"
 }
 
 // appCommand is the command line of k1s app with args: the -app program,

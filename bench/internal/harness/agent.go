@@ -3,6 +3,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +90,23 @@ func (a *Agent) Stop() error {
 		<-a.done
 		return fmt.Errorf("agent pid %d did not stop within 15s after SIGTERM (killed)", a.PID())
 	}
+}
+
+// CopyFile copies an executable to dst (mode 0755), e.g. a private copy of
+// the k1s binary for an agent that stands for another machine.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
