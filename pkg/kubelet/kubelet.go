@@ -33,11 +33,11 @@ import (
 	"sync"
 	"time"
 
+	"k1s.dev/k1s/pkg/cachetrim"
 	"k1s.dev/k1s/pkg/kubelet/backoff"
 	"k1s.dev/k1s/pkg/kubelet/lifecycle"
 	"k1s.dev/k1s/pkg/kubelet/prober"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
-	"k1s.dev/k1s/pkg/cachetrim"
 	"k1s.dev/k1s/pkg/kubelet/status"
 	"k1s.dev/k1s/pkg/kubelet/volume"
 	v1 "k8s.io/api/core/v1"
@@ -412,4 +412,3 @@ func detectNodeIP() string {
 	}
 	return "127.0.0.1"
 }
-

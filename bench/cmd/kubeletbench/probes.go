@@ -332,7 +332,7 @@ func (b *bench) probePod(name string, port int, dir string) *corev1.Pod {
 				Image:   "busybox",
 				Command: b.appCommand("--port", strconv.Itoa(port)),
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: b.stampCommand(filepath.Join(dir, name+".exec"))}},
+					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: b.stampCommand(filepath.Join(dir, name+".exec"))}},
 					PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 3,
 				},
 				LivenessProbe: &corev1.Probe{
