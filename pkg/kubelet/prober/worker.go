@@ -114,7 +114,7 @@ func (w *worker) run() {
 
 	ticker := clk.NewTicker(period)
 	defer func() { ticker.Stop() }()
-	for w.doProbe(w.ctx) {
+	for w.doProbeOnFreshStack() {
 		select {
 		case <-w.ctx.Done():
 			return
@@ -190,7 +190,7 @@ func (w *worker) doProbe(ctx context.Context) (keepGoing bool) {
 	}
 
 	probeStart := w.m.clock.Now()
-	result, err := w.probeOnFreshStack(ctx, status)
+	result, err := w.m.prober.probe(ctx, w.key.probeType, w.pod, status, &w.container, w.containerID)
 	if err != nil {
 		return true // probe errored: throw the result away
 	}
@@ -218,28 +218,15 @@ func (w *worker) doProbe(ctx context.Context) (keepGoing bool) {
 	return true
 }
 
-// probeOnFreshStack runs the probe in a goroutine of its own. Exec and
-// HTTP probes grow a goroutine's stack to 16–32 kB, and a parked worker
-// would keep that stack between probes: with a thousand workers, ~10 MB.
-// A short-lived goroutine gives it back when the probe ends.
-func (w *worker) probeOnFreshStack(ctx context.Context, status v1.PodStatus) (Result, error) {
-	type outcome struct {
-		r   Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				utilruntime.HandleError(fmt.Errorf("probe worker %v panicked: %v", w.key, r))
-				done <- outcome{Unknown, fmt.Errorf("probe panicked: %v", r)}
-			}
-		}()
-		r, err := w.m.prober.probe(ctx, w.key.probeType, w.pod, status, &w.container, w.containerID)
-		done <- outcome{r, err}
-	}()
-	o := <-done
-	return o.r, o.err
+// doProbeOnFreshStack runs doProbe in a goroutine of its own. A probe and
+// what records its result grow a goroutine's stack to 16–32 kB, and a
+// parked worker would keep that stack between probes (a thousand workers:
+// ~10 MB); a short-lived goroutine gives it back when the step ends, and
+// the worker, which only waits for its ticker, keeps a minimal one.
+func (w *worker) doProbeOnFreshStack() bool {
+	done := make(chan bool, 1)
+	go func() { done <- w.doProbe(w.ctx) }()
+	return <-done
 }
 
 // seedResult sets the initial value for a newly seen container. As upstream
