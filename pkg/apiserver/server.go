@@ -144,6 +144,9 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
+	if err := replaceBootstrapHooks(cfg.KubeAPIs.ControlPlane.Generic); err != nil {
+		return nil, fmt.Errorf("api server config: %w", err)
+	}
 	ag := cfg.Aggregator.GenericConfig
 	ag.BuildHandlerChainFunc = withVersion(ag.BuildHandlerChainFunc)
 	cc, err := cfg.Complete()

@@ -1,0 +1,165 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/component-helpers/auth/rbac/reconciliation"
+	"k8s.io/klog/v2"
+	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
+	rbacrest "k8s.io/kubernetes/pkg/registry/rbac/rest"
+	schedulingrest "k8s.io/kubernetes/pkg/registry/scheduling/rest"
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
+)
+
+// Upstream's post-start hooks that create the bootstrap RBAC policy
+// (rbac/bootstrap-roles) and the system PriorityClasses
+// (scheduling/bootstrap-system-priority-classes) retry with
+// wait.Poll(1s, …), whose first try comes a full second after the server
+// starts serving; /readyz waits for both, so every start of kube-apiserver
+// idles for that second. k1s disables those two hooks and registers these,
+// which do the same work with the same data (bootstrappolicy's roles and
+// bindings reconciled by component-helpers' reconciliation, as upstream;
+// SystemPriorityClasses) at once, retrying every 100 ms.
+const (
+	BootstrapRolesHook           = "k1s/bootstrap-roles"
+	BootstrapPriorityClassesHook = "k1s/bootstrap-system-priority-classes"
+)
+
+// replaceBootstrapHooks swaps upstream's two polling hooks for k1s's.
+func replaceBootstrapHooks(g *genericapiserver.Config) error {
+	g.DisabledPostStartHooks.Insert(rbacrest.PostStartHookName, schedulingrest.PostStartHookName)
+	if err := g.AddPostStartHook(BootstrapRolesHook, retryHook(ensureRBACPolicy)); err != nil {
+		return err
+	}
+	return g.AddPostStartHook(BootstrapPriorityClassesHook, retryHook(ensurePriorityClasses))
+}
+
+// retryHook runs step at once and then every 100 ms until it reports done
+// (30 s at most, as upstream's hooks: then the server fails to start).
+func retryHook(step func(context.Context, kubernetes.Interface) (bool, error)) genericapiserver.PostStartHookFunc {
+	return func(hc genericapiserver.PostStartHookContext) error {
+		client, err := kubernetes.NewForConfig(hc.LoopbackClientConfig)
+		if err != nil {
+			return err
+		}
+		return wait.PollUntilContextTimeout(hc, 100*time.Millisecond, 30*time.Second, true,
+			func(ctx context.Context) (bool, error) { return step(ctx, client) })
+	}
+}
+
+// reconcile runs one reconciliation, retried on conflicts and while the
+// server answers 503 (storage version updates), as upstream's hook does.
+func reconcile(what string, run func() error) bool {
+	err := retry.OnError(retry.DefaultBackoff, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsServiceUnavailable(err)
+	}, run)
+	if err != nil {
+		klog.ErrorS(err, "Unable to reconcile a bootstrap RBAC object, will retry", "object", what)
+		return false
+	}
+	return true
+}
+
+// ensureRBACPolicy creates or completes bootstrappolicy's cluster roles,
+// cluster role bindings and namespaced roles and bindings. It reports done
+// once all of them reconciled; a failed one is retried on the next step,
+// the others still attempted.
+func ensureRBACPolicy(ctx context.Context, client kubernetes.Interface) (bool, error) {
+	rbac := client.RbacV1()
+	ok := true
+	for _, r := range append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...) {
+		opts := reconciliation.ReconcileRoleOptions{
+			Role:    reconciliation.ClusterRoleRuleOwner{ClusterRole: &r},
+			Client:  reconciliation.ClusterRoleModifier{Client: rbac.ClusterRoles()},
+			Confirm: true,
+		}
+		ok = reconcile("clusterrole/"+r.Name, func() error { return logResult(opts.Run()) }) && ok
+	}
+	for _, b := range append(bootstrappolicy.ClusterRoleBindings(), bootstrappolicy.ControllerRoleBindings()...) {
+		opts := reconciliation.ReconcileRoleBindingOptions{
+			RoleBinding: reconciliation.ClusterRoleBindingAdapter{ClusterRoleBinding: &b},
+			Client:      reconciliation.ClusterRoleBindingClientAdapter{Client: rbac.ClusterRoleBindings()},
+			Confirm:     true,
+		}
+		ok = reconcile("clusterrolebinding/"+b.Name, func() error { return logBindingResult(opts.Run()) }) && ok
+	}
+	for ns, roles := range bootstrappolicy.NamespaceRoles() {
+		for _, r := range roles {
+			opts := reconciliation.ReconcileRoleOptions{
+				Role:    reconciliation.RoleRuleOwner{Role: &r},
+				Client:  reconciliation.RoleModifier{Client: rbac, NamespaceClient: client.CoreV1().Namespaces()},
+				Confirm: true,
+			}
+			ok = reconcile("role/"+ns+"/"+r.Name, func() error { return logResult(opts.Run()) }) && ok
+		}
+	}
+	for ns, bindings := range bootstrappolicy.NamespaceRoleBindings() {
+		for _, b := range bindings {
+			opts := reconciliation.ReconcileRoleBindingOptions{
+				RoleBinding: reconciliation.RoleBindingAdapter{RoleBinding: &b},
+				Client:      reconciliation.RoleBindingClientAdapter{Client: rbac, NamespaceClient: client.CoreV1().Namespaces()},
+				Confirm:     true,
+			}
+			ok = reconcile("rolebinding/"+ns+"/"+b.Name, func() error { return logBindingResult(opts.Run()) }) && ok
+		}
+	}
+	return ok, nil
+}
+
+func logResult(r *reconciliation.ReconcileClusterRoleResult, err error) error {
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.Protected && r.Operation != reconciliation.ReconcileNone:
+		klog.InfoS("Skipped a reconcile-protected bootstrap role with missing permissions", "role", r.Role.GetName(), "namespace", r.Role.GetNamespace(), "missing", r.MissingRules)
+	case r.Operation != reconciliation.ReconcileNone:
+		klog.V(2).InfoS("Reconciled a bootstrap role", "operation", r.Operation, "role", r.Role.GetName(), "namespace", r.Role.GetNamespace())
+	}
+	return nil
+}
+
+func logBindingResult(r *reconciliation.ReconcileClusterRoleBindingResult, err error) error {
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.Protected && r.Operation != reconciliation.ReconcileNone:
+		klog.InfoS("Skipped a reconcile-protected bootstrap role binding with missing subjects", "binding", r.RoleBinding.GetName(), "namespace", r.RoleBinding.GetNamespace(), "missing", r.MissingSubjects)
+	case r.Operation != reconciliation.ReconcileNone:
+		klog.V(2).InfoS("Reconciled a bootstrap role binding", "operation", r.Operation, "binding", r.RoleBinding.GetName(), "namespace", r.RoleBinding.GetNamespace())
+	}
+	return nil
+}
+
+// ensurePriorityClasses creates system-node-critical and
+// system-cluster-critical when missing, as upstream's hook.
+func ensurePriorityClasses(ctx context.Context, client kubernetes.Interface) (bool, error) {
+	pcs := client.SchedulingV1().PriorityClasses()
+	for _, pc := range schedulingapiv1.SystemPriorityClasses() {
+		_, err := pcs.Get(ctx, pc.Name, metav1.GetOptions{})
+		if err == nil {
+			continue
+		}
+		if !apierrors.IsNotFound(err) {
+			klog.InfoS("Unable to get a system PriorityClass, will retry", "priorityClass", pc.Name, "err", err)
+			return false, nil
+		}
+		if _, err := pcs.Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			if apierrors.IsServiceUnavailable(err) {
+				return false, nil
+			}
+			return false, fmt.Errorf("unable to add default system priority classes: %w", err)
+		}
+		klog.V(2).InfoS("Created a system PriorityClass", "priorityClass", pc.Name, "value", pc.Value)
+	}
+	return true, nil
+}
