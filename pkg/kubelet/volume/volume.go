@@ -56,6 +56,8 @@ type Manager struct {
 	clock           clock.Clock
 	NodeAllocatable v1.ResourceList
 
+	shared sharedReads // what periodic refreshes read
+
 	mu     sync.Mutex
 	synced map[types.UID]time.Time
 	tokens map[string]time.Time // token file path -> refresh time
@@ -63,7 +65,7 @@ type Manager struct {
 
 // NewManager places pod directories under root (<RootDir>/pods).
 func NewManager(root string, src Source, c clock.Clock) *Manager {
-	return &Manager{root: root, src: src, clock: c, synced: map[types.UID]time.Time{}, tokens: map[string]time.Time{}}
+	return &Manager{root: root, src: src, clock: c, shared: sharedReads{clock: c}, synced: map[types.UID]time.Time{}, tokens: map[string]time.Time{}}
 }
 
 // PodDir is <root>/<uid>.
@@ -109,6 +111,9 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, podIPs []string) (map[
 	last, seen := m.synced[pod.UID]
 	m.mu.Unlock()
 	refresh := !seen || m.clock.Since(last) >= refreshEvery
+	if seen {
+		ctx = forRefresh(ctx)
+	}
 	paths := map[string]string{}
 	if err := os.MkdirAll(m.PodDir(pod.UID), 0o750); err != nil {
 		return nil, err
@@ -296,7 +301,7 @@ func project(data map[string][]byte, items []v1.KeyToPath, def *int32, kind, ns,
 }
 
 func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, def *int32, opt *bool) (map[string]file, error) {
-	cm, err := m.src.ConfigMap(ctx, ns, name)
+	cm, err := m.configMap(ctx, ns, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional(opt) {
@@ -317,7 +322,7 @@ func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []v
 }
 
 func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []v1.KeyToPath, def *int32, opt *bool) (map[string]file, error) {
-	s, err := m.src.Secret(ctx, ns, name)
+	s, err := m.secret(ctx, ns, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			if optional(opt) {
