@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+
+	"k1s.dev/k1s/pkg/kubelet/runner"
 )
 
 // stage of a pod in its worker (upstream's syncing → terminating →
@@ -69,6 +71,8 @@ func (w *podWorker) signal() {
 // podWorkers is the set of pod workers.
 type podWorkers struct {
 	k *Kubelet
+	// runners run the sync steps: workers park with small stacks.
+	runners runner.Pool
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -208,13 +212,12 @@ func (p *podWorkers) podStage(uid types.UID) (stage, bool) {
 	return s, true
 }
 
-// stepOnFreshStack runs one step of the pod's sync in a short-lived
-// goroutine: a sync grows a stack to tens of kB, which a parked worker
-// would otherwise keep between syncs (one per pod).
-func (p *podWorkers) stepOnFreshStack(ctx context.Context, w *podWorker) time.Duration {
-	done := make(chan time.Duration, 1)
-	go func() { done <- p.k.step(ctx, w) }()
-	return <-done
+// stepOnRunner runs one step of the pod's sync on a runner goroutine (see
+// package runner): a sync grows a stack to tens of kB, which a parked
+// worker would otherwise keep between syncs (one per pod).
+func (p *podWorkers) stepOnRunner(ctx context.Context, w *podWorker) (d time.Duration) {
+	p.runners.Do(func() { d = p.k.step(ctx, w) })
+	return d
 }
 
 func (p *podWorkers) run(w *podWorker) {
@@ -227,7 +230,7 @@ func (p *podWorkers) run(w *podWorker) {
 		case <-w.wake:
 		default:
 		}
-		d := p.stepOnFreshStack(ctx, w)
+		d := p.stepOnRunner(ctx, w)
 		if d == workerDone {
 			p.mu.Lock()
 			delete(p.workers, w.uid)

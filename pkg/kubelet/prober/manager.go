@@ -10,6 +10,8 @@ import (
 	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/features"
 	"k8s.io/utils/clock"
+
+	"k1s.dev/k1s/pkg/kubelet/runner"
 )
 
 // Manager runs one worker goroutine per probe (pod UID + container + probe
@@ -42,6 +44,9 @@ type Manager struct {
 	liveness  *resultsCache
 	readiness *resultsCache
 	startup   *resultsCache
+
+	// runners run the probe steps: workers park with small stacks.
+	runners runner.Pool
 
 	mu      sync.RWMutex
 	workers map[probeKey]*worker

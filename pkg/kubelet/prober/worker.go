@@ -114,7 +114,7 @@ func (w *worker) run() {
 
 	ticker := clk.NewTicker(period)
 	defer func() { ticker.Stop() }()
-	for w.doProbeOnFreshStack() {
+	for w.doProbeOnRunner() {
 		select {
 		case <-w.ctx.Done():
 			return
@@ -218,15 +218,13 @@ func (w *worker) doProbe(ctx context.Context) (keepGoing bool) {
 	return true
 }
 
-// doProbeOnFreshStack runs doProbe in a goroutine of its own. A probe and
-// what records its result grow a goroutine's stack to 16–32 kB, and a
-// parked worker would keep that stack between probes (a thousand workers:
-// ~10 MB); a short-lived goroutine gives it back when the step ends, and
-// the worker, which only waits for its ticker, keeps a minimal one.
-func (w *worker) doProbeOnFreshStack() bool {
-	done := make(chan bool, 1)
-	go func() { done <- w.doProbe(w.ctx) }()
-	return <-done
+// doProbeOnRunner runs doProbe on one of the manager's runner goroutines
+// (see package runner): a probe and what records its result grow a stack
+// to 16–32 kB, which a parked worker would keep between probes (a thousand
+// workers: ~10 MB), and which a new goroutine would grow again each time.
+func (w *worker) doProbeOnRunner() (keepGoing bool) {
+	w.m.runners.Do(func() { keepGoing = w.doProbe(w.ctx) })
+	return keepGoing
 }
 
 // seedResult sets the initial value for a newly seen container. As upstream
