@@ -2,7 +2,9 @@ package process
 
 import (
 	"io"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -90,5 +92,28 @@ func TestCappedBufferReadFrom(t *testing.T) {
 		if len(b.Bytes()) > tc.max {
 			t.Errorf("max %d: %d bytes after Write", tc.max, len(b.Bytes()))
 		}
+	}
+}
+
+// readMemory's statm figures are status's VmRSS and RssAnon.
+func TestReadMemoryMatchesStatus(t *testing.T) {
+	rss, anon, err := readMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "RssAnon:") {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			want[f[0]] = n << 10
+		}
+	}
+	near := func(a, b uint64) bool { return a+1<<20 >= b && b+1<<20 >= a } // read a moment apart
+	if !near(rss, want["VmRSS:"]) || !near(anon, want["RssAnon:"]) || anon == 0 || anon > rss {
+		t.Errorf("statm: rss %d anon %d; status: %v", rss, anon, want)
 	}
 }

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -51,30 +50,30 @@ func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtime.Conta
 	return stats, nil
 }
 
-// readMemory returns VmRSS and RssAnon of pid in bytes.
+// readMemory returns VmRSS and RssAnon of pid in bytes, from
+// /proc/<pid>/statm (resident, and of it file-backed and shared memory:
+// the same counters as status's VmRSS and RssFile+RssShmem, on one short
+// line instead of ~55 to scan: a stats pass reads it for every process of
+// every container).
 func readMemory(pid int) (rss, anon uint64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "RssAnon") {
-			continue
-		}
-		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			continue
-		}
-		if key == "VmRSS" {
-			rss = kb * 1024
-		} else {
-			anon = kb * 1024
-		}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, 0, fmt.Errorf("/proc/%d/statm: %q", pid, b)
 	}
-	return rss, anon, sc.Err()
+	resident, err1 := strconv.ParseUint(f[1], 10, 64)
+	shared, err2 := strconv.ParseUint(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/statm: %q", pid, b)
+	}
+	page := uint64(os.Getpagesize())
+	if shared > resident {
+		shared = resident
+	}
+	return resident * page, (resident - shared) * page, nil
 }
 
 // ListContainerStats implements runtime.ContainerStatsLister: one pass
