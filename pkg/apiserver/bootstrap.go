@@ -150,29 +150,28 @@ func runAll(steps []func() bool, n int) bool {
 }
 
 func logResult(r *reconciliation.ReconcileClusterRoleResult, err error) error {
-	if err != nil {
-		return err
+	if err == nil {
+		logReconcile("role", r.Role.GetNamespace(), r.Role.GetName(), r.Operation, r.Protected, r.MissingRules)
 	}
-	switch {
-	case r.Protected && r.Operation != reconciliation.ReconcileNone:
-		klog.InfoS("Skipped a reconcile-protected bootstrap role with missing permissions", "role", r.Role.GetName(), "namespace", r.Role.GetNamespace(), "missing", r.MissingRules)
-	case r.Operation != reconciliation.ReconcileNone:
-		klog.V(2).InfoS("Reconciled a bootstrap role", "operation", r.Operation, "role", r.Role.GetName(), "namespace", r.Role.GetNamespace())
-	}
-	return nil
+	return err
 }
 
 func logBindingResult(r *reconciliation.ReconcileClusterRoleBindingResult, err error) error {
-	if err != nil {
-		return err
+	if err == nil {
+		logReconcile("role binding", r.RoleBinding.GetNamespace(), r.RoleBinding.GetName(), r.Operation, r.Protected, r.MissingSubjects)
 	}
+	return err
+}
+
+// logReconcile logs what a reconciliation did, as upstream's hook: a
+// protected object lacking what the policy grants is left alone, loudly.
+func logReconcile(kind, ns, name string, op reconciliation.ReconcileOperation, protected bool, missing any) {
 	switch {
-	case r.Protected && r.Operation != reconciliation.ReconcileNone:
-		klog.InfoS("Skipped a reconcile-protected bootstrap role binding with missing subjects", "binding", r.RoleBinding.GetName(), "namespace", r.RoleBinding.GetNamespace(), "missing", r.MissingSubjects)
-	case r.Operation != reconciliation.ReconcileNone:
-		klog.V(2).InfoS("Reconciled a bootstrap role binding", "operation", r.Operation, "binding", r.RoleBinding.GetName(), "namespace", r.RoleBinding.GetNamespace())
+	case protected && op != reconciliation.ReconcileNone:
+		klog.InfoS("Skipped a reconcile-protected bootstrap object missing what the bootstrap policy grants", "kind", kind, "name", name, "namespace", ns, "missing", missing)
+	case op != reconciliation.ReconcileNone:
+		klog.V(2).InfoS("Reconciled a bootstrap object", "kind", kind, "operation", op, "name", name, "namespace", ns)
 	}
-	return nil
 }
 
 // ensurePriorityClasses creates system-node-critical and
