@@ -296,7 +296,9 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 				ids = append(ids, c.ID)
 			}
 		}
-		for id, s := range containerStats(ctx, rt, ids) {
+		var got map[string]*runtime.ContainerStats
+		onBackgroundThread(func() { got = containerStats(ctx, rt, ids) })
+		for id, s := range got {
 			stats[id] = s
 		}
 	}
