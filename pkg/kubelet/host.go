@@ -296,9 +296,7 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 				ids = append(ids, c.ID)
 			}
 		}
-		var got map[string]*runtime.ContainerStats
-		onBackgroundThread(func() { got = containerStats(ctx, rt, ids) })
-		for id, s := range got {
+		for id, s := range containerStats(ctx, rt, ids) {
 			stats[id] = s
 		}
 	}

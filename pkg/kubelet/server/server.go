@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/nice"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -425,7 +426,9 @@ func (a *adapter) PortForward(ctx context.Context, name, uid string, port int32,
 }
 
 func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
-	sum, err := s.host.Summary(r.Context())
+	var sum *statsapi.Summary
+	var err error
+	nice.Run(func() { sum, err = s.host.Summary(r.Context()) })
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -434,9 +437,17 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(sum)
 }
 
-// metricsResource is the Prometheus text the metrics-server scrapes.
+// metricsResource is the Prometheus text the metrics-server scrapes,
+// computed at the lowest CPU priority (see package nice).
 func (s *Server) metricsResource(w http.ResponseWriter, r *http.Request) {
-	sum, err := s.host.Summary(r.Context())
+	var text string
+	nice.Run(func() { text = s.resourceMetricsText(r.Context()) })
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	io.WriteString(w, text)
+}
+
+func (s *Server) resourceMetricsText(ctx context.Context) string {
+	sum, err := s.host.Summary(ctx)
 	scrapeErr := 0
 	if err != nil {
 		scrapeErr = 1
@@ -500,6 +511,5 @@ func (s *Server) metricsResource(w http.ResponseWriter, r *http.Request) {
 	}
 	header("resource_scrape_error", "gauge", "1 if there was an error while getting container metrics, 0 otherwise")
 	fmt.Fprintf(&b, "resource_scrape_error %d\n", scrapeErr)
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	io.WriteString(w, b.String())
+	return b.String()
 }

@@ -1,4 +1,4 @@
-package kubelet
+package nice
 
 import (
 	"testing"
@@ -17,12 +17,12 @@ func nice(t *testing.T) int {
 	return 20 - p
 }
 
-func TestOnBackgroundThread(t *testing.T) {
+func TestRun(t *testing.T) {
 	before := nice(t)
 	var inside, tid int
-	onBackgroundThread(func() { inside, tid = nice(t), unix.Gettid() })
-	if inside != backgroundNice {
-		t.Errorf("nice inside = %d, want %d", inside, backgroundNice)
+	Run(func() { inside, tid = nice(t), unix.Gettid() })
+	if inside != Value {
+		t.Errorf("nice inside = %d, want %d", inside, Value)
 	}
 	if tid == unix.Gettid() || nice(t) != before {
 		t.Errorf("ran on the caller's thread, or changed its priority (%d → %d)", before, nice(t))
