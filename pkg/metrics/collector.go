@@ -11,8 +11,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-
-	"k1s.dev/k1s/pkg/nice"
 )
 
 // KubeletClient fetches a node's /metrics/resource.
@@ -128,9 +126,7 @@ func (c *Collector) scrapeNode(ctx context.Context, node string) (*Batch, error)
 	if err != nil {
 		return nil, fmt.Errorf("GET /metrics/resource: %w", err)
 	}
-	var b *Batch
-	nice.Run(func() { b, err = DecodeResourceMetrics(text, node, start) }) // see package nice
-	return b, err
+	return DecodeResourceMetrics(text, node, start)
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -13,11 +13,12 @@ import (
 const Value = 19
 
 // Run runs f on an OS thread of its own at nice 19 and waits for it. The
-// metrics scrape every 10 s is such a pass: the node agent reads /proc for
-// every process of every container (~50–90 ms of a core at 500 pods) and
-// the metrics server decodes the result; at normal priority that burst
-// delayed ~10–20 pods' probe requests at once by more than 15 ms. At
-// nice 19 the probes, the containers and their shims go first.
+// node agent's stats pass behind a metrics scrape (every 10 s) is such a
+// pass: it reads /proc for every process of every container, ~50–90 ms of
+// a core at 500 pods, and its burst delayed 10–20 pods' probe requests at
+// once by more than 15 ms. For system-call-heavy work only: while the
+// thread is in the kernel Go hands its P to others, but a niced thread
+// running Go code keeps its P while the kernel makes it wait.
 func Run(f func()) {
 	done := make(chan struct{})
 	go func() {

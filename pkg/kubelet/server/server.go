@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"k1s.dev/k1s/pkg/kubelet/runtime"
-	"k1s.dev/k1s/pkg/nice"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -426,9 +425,7 @@ func (a *adapter) PortForward(ctx context.Context, name, uid string, port int32,
 }
 
 func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
-	var sum *statsapi.Summary
-	var err error
-	nice.Run(func() { sum, err = s.host.Summary(r.Context()) })
+	sum, err := s.host.Summary(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -437,11 +434,9 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(sum)
 }
 
-// metricsResource is the Prometheus text the metrics-server scrapes,
-// computed at the lowest CPU priority (see package nice).
+// metricsResource is the Prometheus text the metrics-server scrapes.
 func (s *Server) metricsResource(w http.ResponseWriter, r *http.Request) {
-	var text string
-	nice.Run(func() { text = s.resourceMetricsText(r.Context()) })
+	text := s.resourceMetricsText(r.Context())
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	io.WriteString(w, text)
 }
