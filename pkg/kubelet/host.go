@@ -19,7 +19,6 @@ import (
 	"k1s.dev/k1s/pkg/kubelet/podstate"
 	"k1s.dev/k1s/pkg/kubelet/runtime"
 	"k1s.dev/k1s/pkg/kubelet/server"
-	"k1s.dev/k1s/pkg/nice"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -297,12 +296,7 @@ func (k *Kubelet) Summary(ctx context.Context) (*statsapi.Summary, error) {
 				ids = append(ids, c.ID)
 			}
 		}
-		// The pass over /proc is mostly system calls: niced, its thread
-		// leaves the CPU to probes and containers, and its Go P is
-		// handed off while it is in the kernel (see package nice).
-		var got map[string]*runtime.ContainerStats
-		nice.Run(func() { got = containerStats(ctx, rt, ids) })
-		for id, s := range got {
+		for id, s := range containerStats(ctx, rt, ids) {
 			stats[id] = s
 		}
 	}

@@ -20,9 +20,13 @@ const Value = 19
 // thread is in the kernel Go hands its P to others, but a niced thread
 // running Go code keeps its P while the kernel makes it wait.
 func Run(f func()) {
+	var p any
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// A panic in f is the caller's, as if f had run on its goroutine
+		// (an HTTP handler's panic stays the server's to recover).
+		defer func() { p = recover() }()
 		// Never unlocked: the thread ends with this goroutine, its
 		// priority with it, and no other goroutine ever runs on it.
 		runtime.LockOSThread()
@@ -30,4 +34,7 @@ func Run(f func()) {
 		f()
 	}()
 	<-done
+	if p != nil {
+		panic(p)
+	}
 }

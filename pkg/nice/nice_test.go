@@ -28,3 +28,14 @@ func TestRun(t *testing.T) {
 		t.Errorf("ran on the caller's thread, or changed its priority (%d → %d)", before, nice(t))
 	}
 }
+
+// A panic in f reaches Run's caller.
+func TestRunPanics(t *testing.T) {
+	defer func() {
+		if r := recover(); r != "boom" {
+			t.Errorf("recovered %v, want boom", r)
+		}
+	}()
+	Run(func() { panic("boom") })
+	t.Error("Run returned")
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k1s.dev/k1s/pkg/kubelet/runtime"
+	"k1s.dev/k1s/pkg/nice"
 )
 
 // nsPerClockTick: CPU times in /proc are in USER_HZ ticks, the unit of CPU times in /proc (100 on Linux).
@@ -79,25 +80,37 @@ func readMemory(pid int) (rss, anon uint64, err error) {
 // ListContainerStats implements runtime.ContainerStatsLister: one pass
 // over /proc for all the containers.
 func (r *Runtime) ListContainerStats(ctx context.Context, ids []string) (map[string]*runtime.ContainerStats, error) {
-	type want struct {
-		id    string
-		pid   int
-		start uint64
-	}
-	var ws []want
+	var ws []groupStatsWant
 	r.mu.Lock()
 	for _, id := range ids {
 		c := r.containers[id]
 		if c == nil {
 			continue
 		}
-		w := want{id: id}
+		w := groupStatsWant{id: id}
 		if c.state != nil && c.state.Status == statusRunning {
 			w.pid, w.start = c.state.PID, c.state.PIDStart
 		}
 		ws = append(ws, w)
 	}
 	r.mu.Unlock()
+	// The pass over /proc is system calls for every process of every
+	// container: niced, its thread leaves the CPU to probes and containers
+	// (see package nice).
+	var out map[string]*runtime.ContainerStats
+	nice.Run(func() { out = r.readGroupStats(ws) })
+	return out, nil
+}
+
+// groupStatsWant is one container ListContainerStats reads.
+type groupStatsWant struct {
+	id    string
+	pid   int
+	start uint64
+}
+
+// readGroupStats reads /proc once for the process groups of ws.
+func (r *Runtime) readGroupStats(ws []groupStatsWant) map[string]*runtime.ContainerStats {
 	groups := map[int][]procStat{}
 	pidsOf := map[int][]int{}
 	if entries, err := os.ReadDir("/proc"); err == nil {
@@ -142,7 +155,7 @@ func (r *Runtime) ListContainerStats(ctx context.Context, ids []string) (map[str
 			s.MemoryRSSBytes += anon
 		}
 	}
-	return out, nil
+	return out
 }
 
 var _ runtime.ContainerStatsLister = (*Runtime)(nil)
