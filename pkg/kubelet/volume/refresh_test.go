@@ -76,3 +76,39 @@ func TestRefreshesShareReads(t *testing.T) {
 	setup("p2", "2")
 	reads(1)
 }
+
+// A refresh leaves an emptyDir's mode alone: fsGroup's setgid bit and
+// what containers chmod stay (it was reset to 0777 a minute after start).
+func TestRefreshKeepsEmptyDirMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fsGroup ownership needs root")
+	}
+	clk := testingclock.NewFakeClock(time.Unix(0, 0))
+	root := t.TempDir()
+	m := NewManager(root, src{}, clk)
+	fsGroup := int64(2000)
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"}, Spec: v1.PodSpec{
+		SecurityContext: &v1.PodSecurityContext{FSGroup: &fsGroup},
+		Volumes:         []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}},
+	}}
+	mode := func() os.FileMode {
+		t.Helper()
+		paths, err := m.Setup(context.Background(), pod, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(paths["data"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode()
+	}
+	want := os.ModeDir | os.ModeSetgid | 0o777
+	if got := mode(); got != want {
+		t.Fatalf("first setup: %v, want %v", got, want)
+	}
+	clk.Step(61 * time.Second)
+	if got := mode(); got != want {
+		t.Errorf("after a refresh: %v, want %v", got, want)
+	}
+}

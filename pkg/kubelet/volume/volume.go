@@ -524,10 +524,13 @@ func Mounts(c *v1.Container, paths map[string]string) ([]runtime.Mount, error) {
 // upstream, whatever the umask), or for medium Memory a tmpfs of
 // sizeLimit (a directory where the agent cannot mount: not root).
 func setupEmptyDir(dir string, e *v1.EmptyDirVolumeSource) error {
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
+	made := statErr != nil
 	if e.Medium == v1.StorageMediumMemory && os.Geteuid() == 0 && !isMountPoint(dir) {
+		made = true
 		opts := "mode=1777"
 		if e.SizeLimit != nil && e.SizeLimit.Value() > 0 {
 			opts += fmt.Sprintf(",size=%d", e.SizeLimit.Value())
@@ -535,6 +538,11 @@ func setupEmptyDir(dir string, e *v1.EmptyDirVolumeSource) error {
 		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fmt.Errorf("emptyDir medium Memory: mount tmpfs: %w", err)
 		}
+	}
+	if !made {
+		// set up before: its mode is the pod's now (fsGroup's setgid, a
+		// chmod in a container); a refresh must not reset it
+		return nil
 	}
 	return os.Chmod(dir, 0o777)
 }
