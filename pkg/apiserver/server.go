@@ -144,6 +144,12 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
+	if lc := cfg.KubeAPIs.ControlPlane.Generic.LoopbackClientConfig; lc != nil {
+		// the API server's clients of itself (its informers): no gzip
+		// over loopback.
+		lc.DisableCompression = true
+	}
+	openAPI := skipOpenAPIInstallation(cfg.KubeAPIs.ControlPlane.Generic)
 	if err := replaceBootstrapHooks(cfg.KubeAPIs.ControlPlane.Generic); err != nil {
 		return nil, fmt.Errorf("api server config: %w", err)
 	}
@@ -157,6 +163,11 @@ func New(ctx context.Context, c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api server: %w", err)
 	}
+	kube, err := kubeAPIServerOf(chain.GenericAPIServer)
+	if err != nil {
+		return nil, fmt.Errorf("api server: %w", err)
+	}
+	openAPI.install(kube.Handler.GoRestfulContainer, kube.Handler.NonGoRestfulMux)
 	prepared, err := chain.PrepareRun()
 	if err != nil {
 		return nil, fmt.Errorf("api server: %w", err)

@@ -63,3 +63,25 @@ func TestDropStartupPages(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestIdleGCDecisions(t *testing.T) {
+	s := idleState{cfg: IdleGC{Busy: 100, Idle: 25, IdleBelow: 1000, IdleAfter: 3}, percent: 100}
+	steps := []struct {
+		rate float64
+		want int
+	}{
+		{10, 100}, {10, 100}, // two idle samples: not yet
+		{10, 25},             // third: idle target
+		{10, 25},             // stays
+		{999, 25},            // still below the threshold
+		{1000, 100},          // busy at once
+		{10, 100}, {10, 100}, // idle again only after three
+		{5000, 100},
+		{10, 100}, {10, 100}, {10, 25},
+	}
+	for i, st := range steps {
+		if got := s.next(st.rate); got != st.want {
+			t.Fatalf("step %d (rate %v): GOGC %d, want %d", i, st.rate, got, st.want)
+		}
+	}
+}

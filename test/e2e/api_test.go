@@ -56,6 +56,21 @@ func TestDiscoveryAndExplain(t *testing.T) {
 	Contains(t, out, `"kind":"APIGroupList"`, `"name":"apps"`)
 	out = s.MustKubectl(t, "version", "-o", "json")
 	Contains(t, out, `"serverVersion"`, `"minor": "37"`)
+
+	// OpenAPI: v3 (built at start) and v2 (built by k1s on first request,
+	// pkg/apiserver/openapi.go), both through the aggregator.
+	out = s.MustKubectl(t, "get", "--raw", "/openapi/v3")
+	Contains(t, out, `"api/v1":{"serverRelativeURL":"/openapi/v3/api/v1?hash=`, `"apis/apps/v1":`)
+	out = s.MustKubectl(t, "get", "--raw", "/openapi/v3/apis/apps/v1")
+	Contains(t, out, `"io.k8s.api.apps.v1.Deployment":`, `"/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale":`)
+	for i := 0; i < 2; i++ { // the second request is served from the built document
+		out = s.MustKubectl(t, "get", "--raw", "/openapi/v2")
+		Contains(t, out, `"swagger":"2.0"`, `"io.k8s.api.core.v1.Pod":`, `"/api/v1/namespaces/{namespace}/pods/{name}/log":`,
+			`"io.k8s.api.apps.v1.Deployment":`, `"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition":`,
+			`"io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService":`)
+	}
+	out = s.MustKubectl(t, "explain", "--output=plaintext-openapiv2", "deployments.spec.strategy")
+	Contains(t, out, "KIND:     Deployment", "RESOURCE: strategy <Object>", "The deployment strategy to use")
 }
 
 func TestHealthAndVersionEndpoints(t *testing.T) {

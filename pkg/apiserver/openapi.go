@@ -1,0 +1,79 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/emicklei/go-restful/v3"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/apiserver/pkg/server/routes"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+)
+
+// kube-apiserver builds its OpenAPI v2 document (every path and definition
+// of the built-in API, ~20 MB of live heap and ~0.2 s of CPU) while it
+// starts, though nothing inside the server reads it: the aggregator merges
+// the delegates' /openapi/v2 only when a client asks for it, and clients
+// (kubectl ≥ 1.27) use v3. k1s therefore skips upstream's installation in
+// the kube-apiserver and installs the same documents itself: v3 as
+// upstream does (the aggregator downloads its discovery at start, which
+// builds every group-version anyway), v2 with upstream's own builder on
+// the first request for it (routes.OpenAPI.InstallV2 into a private mux),
+// so what /openapi/v2 serves is byte for byte upstream's.
+
+// openAPIConfigs are the kube-apiserver's OpenAPI configurations, read
+// before its installation is turned off.
+type openAPIConfigs struct {
+	v2 *openapicommon.Config
+	v3 *openapicommon.OpenAPIV3Config
+}
+
+// skipOpenAPIInstallation turns upstream's eager installation off in the
+// kube-apiserver's generic config and returns what installOpenAPI needs.
+func skipOpenAPIInstallation(c *genericapiserver.Config) openAPIConfigs {
+	oc := openAPIConfigs{v2: c.OpenAPIConfig, v3: c.OpenAPIV3Config}
+	c.SkipOpenAPIInstallation = true
+	return oc
+}
+
+// installOpenAPI serves /openapi/v3 (built now) and /openapi/v2 (built on
+// first use) for the web services of container on m. Call it once every
+// API group is installed and before the server chain's PrepareRun.
+func (oc openAPIConfigs) install(container *restful.Container, m *mux.PathRecorderMux) {
+	if oc.v3 != nil {
+		routes.OpenAPI{V3Config: oc.v3}.InstallV3(container, m)
+	}
+	if oc.v2 != nil {
+		m.Handle("/openapi/v2", &lazyOpenAPIV2{config: oc.v2, container: container})
+	}
+}
+
+// lazyOpenAPIV2 builds upstream's /openapi/v2 handler on the first request.
+type lazyOpenAPIV2 struct {
+	config    *openapicommon.Config
+	container *restful.Container
+
+	once    sync.Once
+	handler http.Handler
+}
+
+func (l *lazyOpenAPIV2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.once.Do(func() {
+		m := mux.NewPathRecorderMux("k1s-openapi-v2")
+		routes.OpenAPI{Config: l.config}.InstallV2(l.container, m)
+		l.handler = m
+	})
+	l.handler.ServeHTTP(w, r)
+}
+
+// kubeAPIServerOf returns the kube-apiserver in the chain behind the
+// aggregator.
+func kubeAPIServerOf(aggregator *genericapiserver.GenericAPIServer) (*genericapiserver.GenericAPIServer, error) {
+	kube, ok := aggregator.NextDelegate().(*genericapiserver.GenericAPIServer)
+	if !ok {
+		return nil, fmt.Errorf("unexpected delegate %T behind the aggregator", aggregator.NextDelegate())
+	}
+	return kube, nil
+}
