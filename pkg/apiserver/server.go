@@ -144,11 +144,6 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
-	if lc := cfg.KubeAPIs.ControlPlane.Generic.LoopbackClientConfig; lc != nil {
-		// the API server's clients of itself (its informers): no gzip
-		// over loopback.
-		lc.DisableCompression = true
-	}
 	openAPI := skipOpenAPIInstallation(cfg.KubeAPIs.ControlPlane.Generic)
 	if err := replaceBootstrapHooks(cfg.KubeAPIs.ControlPlane.Generic); err != nil {
 		return nil, fmt.Errorf("api server config: %w", err)

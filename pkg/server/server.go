@@ -123,6 +123,14 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	}
 	start := time.Now()
 
+	// etcd first: it elects itself and opens its store while the
+	// certificates and the API server are prepared (WaitReady below).
+	etcd, err := storage.Start(ctx, storage.Options{DataDir: dataDir, Endpoints: o.EtcdEndpoints})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+
 	// Bind first: --https-port 0 must be resolved before certificates and
 	// kubeconfig name the address.
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort)))
@@ -192,13 +200,6 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 		return err
 	}
 
-	etcd, err := storage.Open(ctx, storage.Options{DataDir: dataDir, Endpoints: o.EtcdEndpoints})
-	if err != nil {
-		return err
-	}
-	defer etcd.Close()
-	klog.V(1).InfoS("etcd ready", "endpoints", etcd.Endpoints, "after", time.Since(start))
-
 	_, svcNet, _ := net.ParseCIDR(o.ServiceCIDR)
 	srv, err := apiserver.New(ctx, apiserver.Config{
 		Listener:              ln,
@@ -232,6 +233,11 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	// cost CPU on both ends, and every compressed watch keeps a decoder
 	// (~40 kB) alive in the client.
 	adminREST.DisableCompression = true
+
+	if err := etcd.WaitReady(ctx); err != nil {
+		return err
+	}
+	klog.V(1).InfoS("etcd ready", "endpoints", etcd.Endpoints, "after", time.Since(start))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -34,6 +34,23 @@ type Options struct {
 
 // Open starts (or connects to) etcd and returns once it serves.
 func Open(ctx context.Context, o Options) (*Etcd, error) {
+	e, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.WaitReady(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Start starts the embedded etcd (or names the external cluster) and
+// connects a client, without waiting for etcd to serve: an embedded etcd
+// listens at once but elects itself and opens its store in the next
+// 50–150 ms, which the caller can spend building the API server. Call
+// WaitReady before relying on it; requests made earlier wait.
+func Start(ctx context.Context, o Options) (*Etcd, error) {
 	e := &Etcd{Endpoints: o.Endpoints}
 	if len(o.Endpoints) == 0 {
 		srv, endpoint, err := startEmbedded(o.DataDir)
@@ -56,15 +73,30 @@ func Open(ctx context.Context, o Options) (*Etcd, error) {
 		return nil, fmt.Errorf("connecting to etcd %v: %w", e.Endpoints, err)
 	}
 	e.Client = cli
-	if len(o.Endpoints) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if _, err := cli.Status(sctx, e.Endpoints[0]); err != nil {
-			e.Close()
-			return nil, fmt.Errorf("etcd %v does not answer: %w", e.Endpoints, err)
+	return e, nil
+}
+
+// WaitReady returns once etcd serves: the embedded server has joined its
+// one-member cluster, an external cluster answers a status request.
+func (e *Etcd) WaitReady(ctx context.Context) error {
+	if e.server != nil {
+		select {
+		case <-e.server.Server.ReadyNotify():
+			return nil
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("embedded etcd in %s did not become ready", e.server.Config().Dir)
+		case err := <-e.server.Err():
+			return fmt.Errorf("embedded etcd: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return e, nil
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := e.Client.Status(sctx, e.Endpoints[0]); err != nil {
+		return fmt.Errorf("etcd %v does not answer: %w", e.Endpoints, err)
+	}
+	return nil
 }
 
 func startEmbedded(dataDir string) (*embed.Etcd, string, error) {
@@ -99,15 +131,6 @@ func startEmbedded(dataDir string) (*embed.Etcd, string, error) {
 	srv, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("starting embedded etcd in %s: %w", dir, err)
-	}
-	select {
-	case <-srv.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		srv.Close()
-		return nil, "", fmt.Errorf("embedded etcd in %s did not become ready", dir)
-	case err := <-srv.Err():
-		srv.Close()
-		return nil, "", fmt.Errorf("embedded etcd: %w", err)
 	}
 	return srv, "http://" + srv.Clients[0].Addr().String(), nil
 }
