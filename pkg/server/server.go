@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -233,6 +234,12 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	// cost CPU on both ends, and every compressed watch keeps a decoder
 	// (~40 kB) alive in the client.
 	adminREST.DisableCompression = true
+	// Their requests end when the server stops them (stoppableTransport).
+	clientsStop, stopClients := context.WithCancel(context.Background())
+	defer stopClients()
+	adminREST.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return &stoppableTransport{next: rt, stop: clientsStop}
+	})
 
 	if err := etcd.WaitReady(ctx); err != nil {
 		return err
@@ -295,6 +302,9 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 		case <-deadline:
 		}
 	}
+	// Whatever the components left running (an event still being
+	// retried) would keep the API server's connections busy: end it.
+	stopClients()
 	if apiDone != nil {
 		select {
 		case <-apiDone:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"k1s.dev/k1s/bench/internal/harness"
 )
@@ -22,6 +23,7 @@ type config struct {
 	clients     int
 	lists       int
 	watchEvents int
+	settle      time.Duration
 	serverArgs  []string
 	only        map[string]bool
 	keep        bool
@@ -44,6 +46,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 16, "concurrent clients for the parallel create")
 	flag.IntVar(&c.lists, "lists", 10, "list requests per list measure (median reported)")
 	flag.IntVar(&c.watchEvents, "watch-events", 200, "creates timed create → watch event")
+	flag.DurationVar(&c.settle, "settle", 3*time.Minute, "the warm-restarted server's memory is read again this long after ready (idle, settled); 0 skips it")
 	flag.StringVar(&serverArgs, "server-args", "", "extra `k1s server` flags for the load server (space separated), e.g. --disable-agent")
 	flag.StringVar(&only, "only", strings.Join(measures, ","), "comma-separated subset of: "+strings.Join(measures, ","))
 	flag.BoolVar(&header, "header", true, "print the markdown table header")

@@ -12,7 +12,7 @@ const readyTimeout = 90 * time.Second
 
 // startup: cold start (exec → first 200 on /readyz) on fresh data dirs,
 // then a warm restart on the last one, whose idle memory is read 5 s after
-// ready. These servers run with default flags: everything the server runs.
+// ready and again after -settle. These servers run with default flags: everything the server runs.
 func (b *bench) startup(ctx context.Context) error {
 	var cold, stops, pre []time.Duration
 	var dir string
@@ -67,6 +67,16 @@ func (b *bench) startup(ctx context.Context) error {
 		if err := b.memory(s, "server memory idle 5 s after ready, warm-restarted server (default flags)"); err != nil {
 			s.Stop()
 			return err
+		}
+		// Idle, the heap keeps growing towards its GC target and code
+		// pages come back for a few minutes: read it again once settled.
+		if b.settle > 0 {
+			harness.Sleep(ctx, time.Until(s.Started.Add(d).Add(b.settle)))
+			what := fmt.Sprintf("server memory idle %s after ready (settled), warm-restarted server (default flags)", b.settle)
+			if err := b.memory(s, what); err != nil {
+				s.Stop()
+				return err
+			}
 		}
 	}
 	stop, err := s.Stop()

@@ -231,11 +231,18 @@ func (s *Server) Stop() (time.Duration, error) {
 	select {
 	case <-s.done:
 		return time.Since(t0), nil
-	case <-time.After(15 * time.Second):
+	case <-time.After(10 * time.Second):
+	}
+	// Over the 10 s a stop may take: SIGQUIT makes the Go runtime write
+	// every goroutine's stack to the log (and exit), to see what hangs.
+	s.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
 		s.cmd.Process.Signal(syscall.SIGKILL)
 		<-s.done
-		return time.Since(t0), fmt.Errorf("server pid %d did not stop within 15s after SIGTERM (killed)", s.PID())
 	}
+	return time.Since(t0), fmt.Errorf("server pid %d did not stop within 10s after SIGTERM (SIGQUIT: goroutines in %s)", s.PID(), s.LogPath)
 }
 
 // Exited reports whether the process has ended.
