@@ -33,8 +33,9 @@ import (
 // Timing, as metrics-server is deployed (--metric-resolution=15s), with
 // a quick start so that `kubectl top` answers seconds after a node is Ready.
 const (
-	// ScrapeInterval between scrapes once every Ready node has metrics.
-	ScrapeInterval = 10 * time.Second
+	// ScrapeInterval between scrapes once every Ready node has metrics:
+	// metrics-server's --metric-resolution in its published manifest.
+	ScrapeInterval = 15 * time.Second
 	// FirstScrapeInterval between scrapes while a Ready node has none.
 	FirstScrapeInterval = 1500 * time.Millisecond
 	// Resolution: containers younger than this at their first point are

@@ -13,7 +13,7 @@ import (
 const Value = 19
 
 // Run runs f on an OS thread of its own at nice 19 and waits for it. The
-// node agent's stats pass behind a metrics scrape (every 10 s) is such a
+// node agent's stats pass behind a metrics scrape (every 15 s) is such a
 // pass: it reads /proc for every process of every container, ~50–90 ms of
 // a core at 500 pods, and its burst delayed 10–20 pods' probe requests at
 // once by more than 15 ms. For system-call-heavy work only: while the
