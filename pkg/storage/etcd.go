@@ -45,11 +45,11 @@ func Open(ctx context.Context, o Options) (*Etcd, error) {
 	return e, nil
 }
 
-// Start starts the embedded etcd (or names the external cluster) and
-// connects a client, without waiting for etcd to serve: an embedded etcd
-// listens at once but elects itself and opens its store in the next
-// 50–150 ms, which the caller can spend building the API server. Call
-// WaitReady before relying on it; requests made earlier wait.
+// Start starts the embedded etcd and connects a client, without waiting
+// for it to serve: an embedded etcd listens at once but elects itself and
+// opens its store in the next 50–150 ms, which the caller can spend
+// building the API server. Call WaitReady before relying on it; requests
+// made earlier wait. An external cluster is asked for its status here.
 func Start(ctx context.Context, o Options) (*Etcd, error) {
 	e := &Etcd{Endpoints: o.Endpoints}
 	if len(o.Endpoints) == 0 {
@@ -73,24 +73,37 @@ func Start(ctx context.Context, o Options) (*Etcd, error) {
 		return nil, fmt.Errorf("connecting to etcd %v: %w", e.Endpoints, err)
 	}
 	e.Client = cli
+	if e.server == nil {
+		// an external cluster must answer now: a wrong --etcd-endpoints
+		// is reported as such, not as the API server's failure later.
+		if err := e.checkExternal(ctx); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
 // WaitReady returns once etcd serves: the embedded server has joined its
-// one-member cluster, an external cluster answers a status request.
+// one-member cluster (an external one answered in Start).
 func (e *Etcd) WaitReady(ctx context.Context) error {
-	if e.server != nil {
-		select {
-		case <-e.server.Server.ReadyNotify():
-			return nil
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("embedded etcd in %s did not become ready", e.server.Config().Dir)
-		case err := <-e.server.Err():
-			return fmt.Errorf("embedded etcd: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if e.server == nil {
+		return nil
 	}
+	select {
+	case <-e.server.Server.ReadyNotify():
+		return nil
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("embedded etcd in %s did not become ready", e.server.Config().Dir)
+	case err := <-e.server.Err():
+		return fmt.Errorf("embedded etcd: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// checkExternal asks the first endpoint of an external cluster for its status.
+func (e *Etcd) checkExternal(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := e.Client.Status(sctx, e.Endpoints[0]); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -63,4 +64,17 @@ func TestExternalEtcd(t *testing.T) {
 	if want := resp.Kvs[0].ModRevision; rv != strconv.FormatInt(want, 10) {
 		t.Errorf("resourceVersion %s, etcd mod revision %d", rv, want)
 	}
+}
+
+// TestExternalEtcdUnreachable: a wrong --etcd-endpoints is reported as
+// such, and the server exits.
+func TestExternalEtcdUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "server", "--data-dir", t.TempDir(), "--https-port", "0",
+		"--etcd-endpoints", "http://127.0.0.1:1").CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("server with an unreachable etcd: err %v (ctx %v)\n%s", err, ctx.Err(), out)
+	}
+	Contains(t, string(out), `etcd [http://127.0.0.1:1] does not answer`)
 }
