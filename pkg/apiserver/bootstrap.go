@@ -80,46 +80,47 @@ func ensureRBACPolicy(ctx context.Context, client kubernetes.Interface) (bool, e
 	namespaces := client.CoreV1().Namespaces()
 	var steps []func() bool
 	for _, r := range append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...) {
-		opts := reconciliation.ReconcileRoleOptions{
-			Role:    reconciliation.ClusterRoleRuleOwner{ClusterRole: &r},
-			Client:  reconciliation.ClusterRoleModifier{Client: rbac.ClusterRoles()},
-			Confirm: true,
-		}
-		steps = append(steps, func() bool { return reconcile("clusterrole/"+r.Name, func() error { return logResult(opts.Run()) }) })
+		steps = append(steps, roleStep("clusterrole/"+r.Name, reconciliation.ReconcileRoleOptions{
+			Role:   reconciliation.ClusterRoleRuleOwner{ClusterRole: &r},
+			Client: reconciliation.ClusterRoleModifier{Client: rbac.ClusterRoles()},
+		}))
 	}
 	for _, b := range append(bootstrappolicy.ClusterRoleBindings(), bootstrappolicy.ControllerRoleBindings()...) {
-		opts := reconciliation.ReconcileRoleBindingOptions{
+		steps = append(steps, bindingStep("clusterrolebinding/"+b.Name, reconciliation.ReconcileRoleBindingOptions{
 			RoleBinding: reconciliation.ClusterRoleBindingAdapter{ClusterRoleBinding: &b},
 			Client:      reconciliation.ClusterRoleBindingClientAdapter{Client: rbac.ClusterRoleBindings()},
-			Confirm:     true,
-		}
-		steps = append(steps, func() bool {
-			return reconcile("clusterrolebinding/"+b.Name, func() error { return logBindingResult(opts.Run()) })
-		})
+		}))
 	}
 	for ns, roles := range bootstrappolicy.NamespaceRoles() {
 		for _, r := range roles {
-			opts := reconciliation.ReconcileRoleOptions{
-				Role:    reconciliation.RoleRuleOwner{Role: &r},
-				Client:  reconciliation.RoleModifier{Client: rbac, NamespaceClient: namespaces},
-				Confirm: true,
-			}
-			steps = append(steps, func() bool { return reconcile("role/"+ns+"/"+r.Name, func() error { return logResult(opts.Run()) }) })
+			steps = append(steps, roleStep("role/"+ns+"/"+r.Name, reconciliation.ReconcileRoleOptions{
+				Role:   reconciliation.RoleRuleOwner{Role: &r},
+				Client: reconciliation.RoleModifier{Client: rbac, NamespaceClient: namespaces},
+			}))
 		}
 	}
 	for ns, bindings := range bootstrappolicy.NamespaceRoleBindings() {
 		for _, b := range bindings {
-			opts := reconciliation.ReconcileRoleBindingOptions{
+			steps = append(steps, bindingStep("rolebinding/"+ns+"/"+b.Name, reconciliation.ReconcileRoleBindingOptions{
 				RoleBinding: reconciliation.RoleBindingAdapter{RoleBinding: &b},
 				Client:      reconciliation.RoleBindingClientAdapter{Client: rbac, NamespaceClient: namespaces},
-				Confirm:     true,
-			}
-			steps = append(steps, func() bool {
-				return reconcile("rolebinding/"+ns+"/"+b.Name, func() error { return logBindingResult(opts.Run()) })
-			})
+			}))
 		}
 	}
 	return runAll(steps, bootstrapParallelism), nil
+}
+
+// roleStep reconciles one (cluster) role, confirmed, as a runAll step.
+func roleStep(what string, opts reconciliation.ReconcileRoleOptions) func() bool {
+	opts.Confirm = true
+	return func() bool { return reconcile(what, func() error { return logResult(opts.Run()) }) }
+}
+
+// bindingStep reconciles one (cluster) role binding, confirmed, as a
+// runAll step.
+func bindingStep(what string, opts reconciliation.ReconcileRoleBindingOptions) func() bool {
+	opts.Confirm = true
+	return func() bool { return reconcile(what, func() error { return logBindingResult(opts.Run()) }) }
 }
 
 // bootstrapParallelism is how many bootstrap objects are reconciled at once.

@@ -31,14 +31,14 @@ type openAPIConfigs struct {
 }
 
 // skipOpenAPIInstallation turns upstream's eager installation off in the
-// kube-apiserver's generic config and returns what installOpenAPI needs.
+// kube-apiserver's generic config and returns what install needs.
 func skipOpenAPIInstallation(c *genericapiserver.Config) openAPIConfigs {
 	oc := openAPIConfigs{v2: c.OpenAPIConfig, v3: c.OpenAPIV3Config}
 	c.SkipOpenAPIInstallation = true
 	return oc
 }
 
-// installOpenAPI serves /openapi/v3 (built now) and /openapi/v2 (built on
+// install serves /openapi/v3 (built now) and /openapi/v2 (built on
 // first use) for the web services of container on m. Call it once every
 // API group is installed and before the server chain's PrepareRun.
 func (oc openAPIConfigs) install(container *restful.Container, m *mux.PathRecorderMux) {

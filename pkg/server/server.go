@@ -132,8 +132,8 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	}
 	defer etcd.Close()
 
-	// Bind first: --https-port 0 must be resolved before certificates and
-	// kubeconfig name the address.
+	// Bind before the certificates: --https-port 0 must be resolved before
+	// they and the kubeconfig name the address.
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.BindAddress, strconv.Itoa(o.HTTPSPort)))
 	if err != nil {
 		return fmt.Errorf("listening on %s:%d: %w", o.BindAddress, o.HTTPSPort, err)
@@ -260,7 +260,7 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	// it touched code and data all over the binary (~150 MB of its pages
 	// mapped): 2 s after ready, hand the garbage back to the OS and drop
 	// the binary's start-up pages. What the server keeps running comes back
-	// page by page (~30–40 MB of the binary stay resident).
+	// page by page (25–60 MB of the binary stay resident).
 	go procmem.TrimAfterStartup(ctx, nil, 2*time.Second)
 	// Idle, the heap grows to twice what is live: collect sooner while the
 	// server allocates little (procmem.IdleGC).

@@ -32,19 +32,6 @@ type Options struct {
 	Endpoints []string // external cluster; empty means embedded
 }
 
-// Open starts (or connects to) etcd and returns once it serves.
-func Open(ctx context.Context, o Options) (*Etcd, error) {
-	e, err := Start(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.WaitReady(ctx); err != nil {
-		e.Close()
-		return nil, err
-	}
-	return e, nil
-}
-
 // Start starts the embedded etcd and connects a client, without waiting
 // for it to serve: an embedded etcd listens at once but elects itself and
 // opens its store in the next 50–150 ms, which the caller can spend
