@@ -10,18 +10,46 @@ import (
 	"k8s.io/apiserver/pkg/server/mux"
 	"k8s.io/apiserver/pkg/server/routes"
 	openapicommon "k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/common/restfuladapter"
 )
+
+// routeOperationIDs gives every OpenAPI configuration of the chain its
+// GetOperationIDAndTagsFromRoute before a builder runs. kube-openapi's
+// builders (v2 and v3) otherwise store, into the shared configuration, an
+// adapter closure over the builder itself, which keeps that builder's copy
+// of every OpenAPI definition (~10 MB: the apiextensions server's v2
+// builder runs first) alive for the life of the process. The adapter here
+// is the same conversion without the builder.
+func routeOperationIDs(configs ...*genericapiserver.Config) {
+	for _, c := range configs {
+		if v2 := c.OpenAPIConfig; v2 != nil && v2.GetOperationIDAndTagsFromRoute == nil && v2.GetOperationIDAndTags != nil {
+			v2.GetOperationIDAndTagsFromRoute = restfulOperationIDAndTags(v2.GetOperationIDAndTags)
+		}
+		if v3 := c.OpenAPIV3Config; v3 != nil && v3.GetOperationIDAndTagsFromRoute == nil && v3.GetOperationIDAndTags != nil {
+			v3.GetOperationIDAndTagsFromRoute = restfulOperationIDAndTags(v3.GetOperationIDAndTags)
+		}
+	}
+}
+
+func restfulOperationIDAndTags(f func(*restful.Route) (string, []string, error)) func(openapicommon.Route) (string, []string, error) {
+	return func(r openapicommon.Route) (string, []string, error) {
+		ra, ok := r.(*restfuladapter.RouteAdapter)
+		if !ok {
+			return "", nil, fmt.Errorf("config.GetOperationIDAndTags specified but route is not a restful v1 Route")
+		}
+		return f(ra.Route)
+	}
+}
 
 // kube-apiserver builds its OpenAPI v2 document (every path and definition
 // of the built-in API, ~20 MB of live heap and ~0.2 s of CPU) while it
 // starts, though nothing inside the server reads it: the aggregator merges
 // the delegates' /openapi/v2 only when a client asks for it, and clients
 // (kubectl ≥ 1.27) use v3. k1s therefore skips upstream's installation in
-// the kube-apiserver and installs the same documents itself: v3 as
-// upstream does (the aggregator downloads its discovery at start, which
-// builds every group-version anyway), v2 with upstream's own builder on
-// the first request for it (routes.OpenAPI.InstallV2 into a private mux),
-// so what /openapi/v2 serves is byte for byte upstream's.
+// the kube-apiserver and installs the same documents itself: v3 per
+// group-version on first request (openapiv3.go), v2 with upstream's own
+// builder on the first request for it (routes.OpenAPI.InstallV2 into a
+// private mux), so what /openapi/v2 serves is byte for byte upstream's.
 
 // openAPIConfigs are the kube-apiserver's OpenAPI configurations, read
 // before its installation is turned off.
@@ -38,12 +66,12 @@ func skipOpenAPIInstallation(c *genericapiserver.Config) openAPIConfigs {
 	return oc
 }
 
-// install serves /openapi/v3 (built now) and /openapi/v2 (built on
-// first use) for the web services of container on m. Call it once every
-// API group is installed and before the server chain's PrepareRun.
+// install serves /openapi/v3 and /openapi/v2 (both built on first use) for
+// the web services of container on m. Call it once every API group is
+// installed and before the server chain's PrepareRun.
 func (oc openAPIConfigs) install(container *restful.Container, m *mux.PathRecorderMux) {
 	if oc.v3 != nil {
-		routes.OpenAPI{V3Config: oc.v3}.InstallV3(container, m)
+		installOpenAPIV3(oc.v3, container, m)
 	}
 	if oc.v2 != nil {
 		m.Handle("/openapi/v2", &lazyOpenAPIV2{config: oc.v2, container: container})

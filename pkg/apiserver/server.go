@@ -144,6 +144,7 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		ag := cfg.Aggregator.GenericConfig.Config
 		ag.RESTOptionsGetter = storage.SharedClient(c.Etcd, ag.RESTOptionsGetter)
 	}
+	routeOperationIDs(cfg.KubeAPIs.ControlPlane.Generic, &cfg.ApiExtensions.GenericConfig.Config, &cfg.Aggregator.GenericConfig.Config)
 	openAPI := skipOpenAPIInstallation(cfg.KubeAPIs.ControlPlane.Generic)
 	if err := replaceBootstrapHooks(cfg.KubeAPIs.ControlPlane.Generic); err != nil {
 		return nil, fmt.Errorf("api server config: %w", err)

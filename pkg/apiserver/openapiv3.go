@@ -1,0 +1,286 @@
+package apiserver
+
+import (
+	"bytes"
+	"crypto/sha512"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emicklei/go-restful/v3"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/apiserver/pkg/server/routes"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/component-base/featuregate"
+	"k8s.io/klog/v2"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/handler3"
+)
+
+// The kube-apiserver's /openapi/v3 is a discovery document naming one
+// document per group-version, each with a hash that clients use as an
+// immutable cache key (/openapi/v3/apis/apps/v1?hash=…). Upstream's hash
+// is the SHA-512 of the document's JSON, so the discovery document — which
+// the aggregator downloads while the server chain is prepared — needs every
+// group-version built and marshalled: ~110 MB of allocation, ~18 MB kept,
+// and a good part of the heap's start-up fragmentation.
+//
+// k1s builds each group-version's document on its first request, with
+// upstream's own builder (routes.OpenAPI.InstallV3 over that group-version's
+// web service alone), and serves it through upstream's handler, so the
+// documents are byte for byte upstream's. Only the hash in the discovery
+// document differs: it is the SHA-512 of what the document is built from —
+// this executable (its Go build ID), the feature gates, and the
+// group-version's routes — instead of the document's bytes. It stays a
+// content key: a different document cannot come with the same hash. Where
+// the build ID cannot be read (not an ELF executable), the documents are
+// built at start as upstream does.
+
+// installOpenAPIV3 serves /openapi/v3 and /openapi/v3/<group-version> on m
+// for the web services of container.
+func installOpenAPIV3(config *openapicommon.OpenAPIV3Config, container *restful.Container, m *mux.PathRecorderMux) {
+	id, err := executableBuildID()
+	if err != nil {
+		klog.V(2).InfoS("Building OpenAPI v3 at start", "reason", err)
+		routes.OpenAPI{V3Config: config}.InstallV3(container, m)
+		return
+	}
+	l, err := newLazyOpenAPIV3(config, container.RegisteredWebServices(), id)
+	if err != nil {
+		klog.V(2).InfoS("Building OpenAPI v3 at start", "reason", err)
+		routes.OpenAPI{V3Config: config}.InstallV3(container, m)
+		return
+	}
+	m.Handle("/openapi/v3", http.HandlerFunc(l.serveDiscovery))
+	m.HandlePrefix("/openapi/v3/", http.HandlerFunc(l.serveGroupVersion))
+}
+
+// lazyOpenAPIV3 is the kube-apiserver's OpenAPI v3 service, built per
+// group-version on first use.
+type lazyOpenAPIV3 struct {
+	config   *openapicommon.OpenAPIV3Config
+	services map[string]*restful.WebService // by group-version path: "api/v1", "apis/apps/v1", "version"
+	hashes   map[string]string
+
+	discovery     []byte
+	discoveryETag string
+	since         time.Time
+
+	mu    sync.Mutex
+	built map[string]*lazyGroupVersion
+}
+
+type lazyGroupVersion struct {
+	once    sync.Once
+	handler http.Handler
+}
+
+func newLazyOpenAPIV3(config *openapicommon.OpenAPIV3Config, services []*restful.WebService, buildID []byte) (*lazyOpenAPIV3, error) {
+	l := &lazyOpenAPIV3{
+		config:   config,
+		services: map[string]*restful.WebService{},
+		hashes:   map[string]string{},
+		since:    time.Now(),
+		built:    map[string]*lazyGroupVersion{},
+	}
+	for _, ws := range services {
+		// as upstream: the root path without its leading "/"
+		l.services[ws.RootPath()[1:]] = ws
+	}
+	gates := featureGateState()
+	disco := handler3.OpenAPIV3Discovery{Paths: map[string]handler3.OpenAPIV3DiscoveryGroupVersion{}}
+	for gv, ws := range l.services {
+		h := sha512.New()
+		for _, part := range [][]byte{buildID, gates, []byte(gv)} {
+			writeField(h, part)
+		}
+		writeRoutes(h, ws)
+		l.hashes[gv] = fmt.Sprintf("%X", h.Sum(nil))
+		disco.Paths[gv] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: serverRelativeURL(gv, l.hashes[gv])}
+	}
+	j, err := json.Marshal(disco)
+	if err != nil {
+		return nil, err
+	}
+	l.discovery = j
+	l.discoveryETag = fmt.Sprintf("%X", sha512.Sum512(j))
+	return l, nil
+}
+
+// serverRelativeURL is a group-version document's address in the discovery
+// document, in upstream's form.
+func serverRelativeURL(gv, hash string) string {
+	u := url.URL{Path: path.Join("/openapi/v3", gv), RawQuery: url.Values{"hash": {hash}}.Encode()}
+	return u.String()
+}
+
+func (l *lazyOpenAPIV3) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Etag", strconv.Quote(l.discoveryETag))
+	w.Header().Set("Content-Type", "application/json")
+	http.ServeContent(w, r, "/openapi/v3", l.since, bytes.NewReader(l.discovery))
+}
+
+func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request) {
+	gv := strings.TrimPrefix(r.URL.Path, "/openapi/v3/")
+	want, ok := l.hashes[gv]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if got := r.URL.Query().Get("hash"); got != "" {
+		if got != want {
+			// upstream: a stale hash is sent to the current document
+			http.Redirect(w, r, serverRelativeURL(gv, want), http.StatusMovedPermanently)
+			return
+		}
+		// The document behind this hash never changes: cache it as
+		// upstream does, then let upstream's handler (which knows
+		// only its own hash) serve it as a request without one.
+		w = &immutableResponse{ResponseWriter: w}
+		r = r.Clone(r.Context())
+		q := r.URL.Query()
+		q.Del("hash")
+		r.URL.RawQuery = q.Encode()
+	}
+	l.groupVersion(gv).ServeHTTP(w, r)
+}
+
+// groupVersion returns upstream's handler for one group-version, building
+// its document on first use.
+func (l *lazyOpenAPIV3) groupVersion(gv string) http.Handler {
+	l.mu.Lock()
+	b, ok := l.built[gv]
+	if !ok {
+		b = &lazyGroupVersion{}
+		l.built[gv] = b
+	}
+	l.mu.Unlock()
+	b.once.Do(func() {
+		c := restful.NewContainer()
+		c.Add(l.services[gv])
+		m := mux.NewPathRecorderMux("k1s-openapi-v3")
+		routes.OpenAPI{V3Config: l.config}.InstallV3(c, m)
+		b.handler = m
+	})
+	return b.handler
+}
+
+// immutableResponse adds upstream's caching headers for a request naming
+// the document's hash to a successful answer.
+type immutableResponse struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *immutableResponse) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if code == http.StatusOK || code == http.StatusNotModified {
+			w.Header().Set("Cache-Control", "public, immutable")
+			w.Header().Set("Expires", time.Now().AddDate(1, 0, 0).Format(time.RFC1123))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *immutableResponse) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// writeField writes p length-prefixed, so that fields cannot run together.
+func writeField(h hash.Hash, p []byte) {
+	fmt.Fprintf(h, "%d:", len(p))
+	h.Write(p)
+}
+
+// writeRoutes writes what the OpenAPI builder reads from a web service's
+// routes: methods, paths, operations, parameters and the Go types of
+// bodies and responses.
+func writeRoutes(h hash.Hash, ws *restful.WebService) {
+	typeName := func(v any) string {
+		if v == nil {
+			return ""
+		}
+		t := reflect.TypeOf(v)
+		return t.PkgPath() + "." + t.String()
+	}
+	for _, r := range ws.Routes() {
+		writeField(h, []byte(r.Method+" "+r.Path+" "+r.Operation+" "+typeName(r.ReadSample)+" "+typeName(r.WriteSample)))
+		writeField(h, []byte(strings.Join(r.Consumes, ",")+";"+strings.Join(r.Produces, ",")))
+		for _, p := range r.ParameterDocs {
+			d := p.Data()
+			writeField(h, []byte(fmt.Sprintf("%s %d %s %s %t %q", d.Name, d.Kind, d.DataType, d.DefaultValue, d.Required, d.Description)))
+		}
+		codes := make([]int, 0, len(r.ResponseErrors))
+		for c := range r.ResponseErrors {
+			codes = append(codes, c)
+		}
+		slices.Sort(codes)
+		for _, c := range codes {
+			e := r.ResponseErrors[c]
+			writeField(h, []byte(fmt.Sprintf("%d %s %s", c, e.Message, typeName(e.Model))))
+		}
+		writeField(h, []byte(r.Doc))
+	}
+}
+
+// featureGateState lists every feature gate with its state: the OpenAPI
+// definitions leave out fields of disabled features.
+func featureGateState() []byte {
+	var b strings.Builder
+	all := utilfeature.DefaultMutableFeatureGate.GetAll()
+	names := make([]string, 0, len(all))
+	for f := range all {
+		names = append(names, string(f))
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s=%t,", n, utilfeature.DefaultFeatureGate.Enabled(featuregate.Feature(n)))
+	}
+	if v := utilfeature.DefaultMutableFeatureGate.EmulationVersion(); v != nil {
+		b.WriteString(v.String())
+	}
+	return []byte(b.String())
+}
+
+// executableBuildID returns the Go build ID note of the running executable,
+// which changes with any change of its code or data.
+func executableBuildID() ([]byte, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s := f.Section(".note.go.buildid")
+	if s == nil {
+		return nil, errors.New("no Go build ID note in " + exe)
+	}
+	id, err := io.ReadAll(s.Open())
+	if err != nil {
+		return nil, err
+	}
+	if len(id) == 0 {
+		return nil, errors.New("empty Go build ID note in " + exe)
+	}
+	return id, nil
+}
