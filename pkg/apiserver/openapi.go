@@ -78,6 +78,19 @@ func (oc openAPIConfigs) install(container *restful.Container, m *mux.PathRecord
 	}
 }
 
+// releaseDefinitions drops the OpenAPI v3 definitions that upstream's
+// configuration computes up front (DefaultOpenAPIV3Config) once the
+// chain is prepared: every API group has built its server-side apply type
+// converter from them by then, and the v3 builder recomputes them
+// (GetDefinitions) when it finds none, which it now only does on the first
+// request for a group-version's document. Call it after PrepareRun,
+// before Run: nothing else reads the configuration concurrently then.
+func (oc openAPIConfigs) releaseDefinitions() {
+	if oc.v3 != nil && oc.v3.GetDefinitions != nil {
+		oc.v3.Definitions = nil
+	}
+}
+
 // lazyOpenAPIV2 builds upstream's /openapi/v2 handler on the first request.
 type lazyOpenAPIV2 struct {
 	config    *openapicommon.Config

@@ -102,13 +102,12 @@ func newLazyOpenAPIV3(config *openapicommon.OpenAPIV3Config, services []*restful
 	}
 	gates := featureGateState()
 	disco := handler3.OpenAPIV3Discovery{Paths: map[string]handler3.OpenAPIV3DiscoveryGroupVersion{}}
+	w := &routeWriter{h: sha512.New()}
 	for gv, ws := range l.services {
-		h := sha512.New()
-		for _, part := range [][]byte{buildID, gates, []byte(gv)} {
-			writeField(h, part)
-		}
-		writeRoutes(h, ws)
-		l.hashes[gv] = fmt.Sprintf("%X", h.Sum(nil))
+		w.h.Reset()
+		w.field(string(buildID), gates, gv)
+		w.writeRoutes(ws)
+		l.hashes[gv] = fmt.Sprintf("%X", w.h.Sum(nil))
 		disco.Paths[gv] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: serverRelativeURL(gv, l.hashes[gv])}
 	}
 	j, err := json.Marshal(disco)
@@ -203,16 +202,28 @@ func (w *immutableResponse) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// writeField writes p length-prefixed, so that fields cannot run together.
-func writeField(h hash.Hash, p []byte) {
-	fmt.Fprintf(h, "%d:", len(p))
-	h.Write(p)
+// routeWriter writes length-prefixed fields (so that fields cannot run
+// together) to a hash through one reused buffer: the kube-apiserver has
+// ~2,000 routes, and this runs while it starts.
+type routeWriter struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func (w *routeWriter) field(parts ...string) {
+	w.buf = w.buf[:0]
+	for _, p := range parts {
+		w.buf = strconv.AppendInt(w.buf, int64(len(p)), 10)
+		w.buf = append(w.buf, ':')
+		w.buf = append(w.buf, p...)
+	}
+	w.h.Write(w.buf)
 }
 
 // writeRoutes writes what the OpenAPI builder reads from a web service's
-// routes: methods, paths, operations, parameters and the Go types of
-// bodies and responses.
-func writeRoutes(h hash.Hash, ws *restful.WebService) {
+// routes: methods, paths, operations, documentation, parameters and the Go
+// types of bodies and responses.
+func (w *routeWriter) writeRoutes(ws *restful.WebService) {
 	typeName := func(v any) string {
 		if v == nil {
 			return ""
@@ -221,11 +232,11 @@ func writeRoutes(h hash.Hash, ws *restful.WebService) {
 		return t.PkgPath() + "." + t.String()
 	}
 	for _, r := range ws.Routes() {
-		writeField(h, []byte(r.Method+" "+r.Path+" "+r.Operation+" "+typeName(r.ReadSample)+" "+typeName(r.WriteSample)))
-		writeField(h, []byte(strings.Join(r.Consumes, ",")+";"+strings.Join(r.Produces, ",")))
+		w.field(r.Method, r.Path, r.Operation, r.Doc, typeName(r.ReadSample), typeName(r.WriteSample),
+			strings.Join(r.Consumes, ","), strings.Join(r.Produces, ","))
 		for _, p := range r.ParameterDocs {
 			d := p.Data()
-			writeField(h, []byte(fmt.Sprintf("%s %d %s %s %t %q", d.Name, d.Kind, d.DataType, d.DefaultValue, d.Required, d.Description)))
+			w.field(d.Name, strconv.Itoa(d.Kind), d.DataType, d.DataFormat, d.DefaultValue, strconv.FormatBool(d.Required), d.Description)
 		}
 		codes := make([]int, 0, len(r.ResponseErrors))
 		for c := range r.ResponseErrors {
@@ -234,15 +245,14 @@ func writeRoutes(h hash.Hash, ws *restful.WebService) {
 		slices.Sort(codes)
 		for _, c := range codes {
 			e := r.ResponseErrors[c]
-			writeField(h, []byte(fmt.Sprintf("%d %s %s", c, e.Message, typeName(e.Model))))
+			w.field(strconv.Itoa(c), e.Message, typeName(e.Model))
 		}
-		writeField(h, []byte(r.Doc))
 	}
 }
 
 // featureGateState lists every feature gate with its state: the OpenAPI
 // definitions leave out fields of disabled features.
-func featureGateState() []byte {
+func featureGateState() string {
 	var b strings.Builder
 	all := utilfeature.DefaultMutableFeatureGate.GetAll()
 	names := make([]string, 0, len(all))
@@ -256,7 +266,7 @@ func featureGateState() []byte {
 	if v := utilfeature.DefaultMutableFeatureGate.EmulationVersion(); v != nil {
 		b.WriteString(v.String())
 	}
-	return []byte(b.String())
+	return b.String()
 }
 
 // executableBuildID returns the Go build ID note of the running executable,

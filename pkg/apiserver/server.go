@@ -168,6 +168,7 @@ func New(ctx context.Context, c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api server: %w", err)
 	}
+	openAPI.releaseDefinitions()
 	return &Server{run: prepared.Run}, nil
 }
 
