@@ -8,6 +8,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/informers"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,6 +59,10 @@ const FrontProxyClientName = "front-proxy-client"
 // Server is a prepared API server.
 type Server struct {
 	run func(ctx context.Context) error
+	// Informers is the kube-apiserver's own informer factory (admission,
+	// authorization), started with the server. Components of the same
+	// process share it rather than open a second watch of each resource.
+	Informers informers.SharedInformerFactory
 }
 
 // New builds kube-apiserver's server chain from Config.
@@ -169,7 +174,7 @@ func New(ctx context.Context, c Config) (*Server, error) {
 		return nil, fmt.Errorf("api server: %w", err)
 	}
 	openAPI.releaseDefinitions()
-	return &Server{run: prepared.Run}, nil
+	return &Server{run: prepared.Run, Informers: cfg.KubeAPIs.ControlPlane.VersionedInformers}, nil
 }
 
 // Run serves until ctx is done.

@@ -29,7 +29,13 @@ func runControllers(ctx context.Context, env *server.Env) error {
 	if err != nil {
 		return err
 	}
-	factory := manager.NewInformerFactory(client)
+	// The API server's informer factory: what it already watches for
+	// admission and authorization (namespaces, service accounts, RBAC,
+	// admission policies, ~35 resources) is watched and cached once.
+	factory := env.Informers
+	if factory == nil {
+		factory = manager.NewInformerFactory(client)
+	}
 	sched, err := scheduler.New(client, factory, clock.RealClock{}, scheduler.Options{})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/client-go/informers"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +80,10 @@ type Env struct {
 	NodeToken string
 	APIServer string // https://host:port
 	NodeIP    net.IP
+	// Informers is the API server's informer factory: in-process
+	// components that watch the same resources share its caches (and
+	// its watches) instead of opening their own.
+	Informers informers.SharedInformerFactory
 }
 
 // Defaults fills unset options.
@@ -266,7 +271,7 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	// server allocates little (procmem.IdleGC).
 	go procmem.DefaultIdleGC.Run(ctx)
 
-	env := &Env{Options: o, AdminREST: adminREST, CAPEM: ca.CertPEM, PKI: p, CA: ca, NodeToken: token, APIServer: serverURL, NodeIP: nodeIP}
+	env := &Env{Options: o, AdminREST: adminREST, CAPEM: ca.CertPEM, PKI: p, CA: ca, NodeToken: token, APIServer: serverURL, NodeIP: nodeIP, Informers: srv.Informers}
 	compDone := make(chan error, len(o.Components))
 	for _, c := range o.Components {
 		c := c
