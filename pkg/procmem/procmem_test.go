@@ -1,11 +1,15 @@
 package procmem
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func fileRSS(t *testing.T) uint64 {
@@ -83,5 +87,56 @@ func TestIdleGCDecisions(t *testing.T) {
 		if got := s.next(st.rate); got != st.want {
 			t.Fatalf("step %d (rate %v): GOGC %d, want %d", i, st.rate, got, st.want)
 		}
+	}
+}
+
+// A read-only shared mapping of a file (as bbolt maps etcd's database):
+// its resident pages are unmapped, its contents still read.
+func TestDropSharedFilePages(t *testing.T) {
+	const size = 4 << 20
+	path := filepath.Join(t.TempDir(), "db")
+	want := bytes.Repeat([]byte("k1s-page"), size/8)
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(data)
+	resident := func() uint64 {
+		maps, err := mappings(func(_ string, _ uint64, _, p string) bool { return p == path })
+		if err != nil || len(maps) != 1 {
+			t.Fatalf("mappings of %s: %+v, %v", path, maps, err)
+		}
+		return maps[0].Rss
+	}
+	var sum int
+	for i := 0; i < size; i += 4096 {
+		sum += int(data[i])
+	}
+	if sum != int('k')*(size/4096) {
+		t.Fatalf("read %d", sum)
+	}
+	if r := resident(); r < size/2 {
+		t.Fatalf("%d bytes resident after reading %d", r, size)
+	}
+	dropped, err := DropSharedFilePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped < size/2 {
+		t.Errorf("dropped %d bytes, want the mapping's %d", dropped, size)
+	}
+	if r := resident(); r != 0 {
+		t.Errorf("%d bytes still resident", r)
+	}
+	if !bytes.Equal(data, want) {
+		t.Fatal("the mapping reads differently after the drop")
 	}
 }
