@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/emicklei/go-restful/v3"
+	"github.com/munnerz/goautoneg"
 	"k8s.io/apiserver/pkg/server/mux"
 	"k8s.io/apiserver/pkg/server/routes"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -40,14 +42,15 @@ import (
 //
 // k1s builds each group-version's document on its first request, with
 // upstream's own builder (routes.OpenAPI.InstallV3 over that group-version's
-// web service alone), and serves it through upstream's handler, so the
-// documents are byte for byte upstream's. Only the hash in the discovery
-// document differs: it is the SHA-512 of what the document is built from —
-// this executable (its Go build ID), the feature gates, and the
-// group-version's routes — instead of the document's bytes. It stays a
-// content key: a different document cannot come with the same hash. Where
-// the build ID cannot be read (not an ELF executable), the documents are
-// built at start as upstream does.
+// web service alone, read back through upstream's handler), so the
+// documents are byte for byte upstream's; it keeps their bytes, not the
+// spec objects, and serves them with upstream's headers. Only the hash in
+// the discovery document differs: it is the SHA-512 of what the document
+// is built from — this executable (its Go build ID), the feature gates,
+// and the group-version's routes — instead of the document's bytes. It
+// stays a content key: a different document cannot come with the same
+// hash. Where the build ID cannot be read (not an ELF executable), the
+// documents are built at start as upstream does.
 
 // installOpenAPIV3 serves /openapi/v3 and /openapi/v3/<group-version> on m
 // for the web services of container.
@@ -83,9 +86,20 @@ type lazyOpenAPIV3 struct {
 	built map[string]*lazyGroupVersion
 }
 
+// lazyGroupVersion is one group-version's document, built on first use.
+// Only its bytes are kept (JSON; protobuf once asked for): the spec
+// object behind them is several times their size (api/v1: 1.6 MB of
+// JSON, ~6 MB of spec).
 type lazyGroupVersion struct {
-	once    sync.Once
-	handler http.Handler
+	once     sync.Once
+	json     []byte
+	etag     string
+	modified time.Time
+	err      error
+
+	pbOnce sync.Once
+	pb     []byte
+	pbErr  error
 }
 
 func newLazyOpenAPIV3(config *openapicommon.OpenAPIV3Config, services []*restful.WebService, buildID []byte) (*lazyOpenAPIV3, error) {
@@ -132,74 +146,137 @@ func (l *lazyOpenAPIV3) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "/openapi/v3", l.since, bytes.NewReader(l.discovery))
 }
 
+// The media types of a group-version document, as upstream's handler3.
+const (
+	openAPIV3JSON               = "application/json"
+	openAPIV3Protobuf           = "application/com.github.proto-openapi.spec.v3.v1.0+protobuf"
+	openAPIV3ProtobufDeprecated = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"
+)
+
+// serveGroupVersion answers as upstream's handler3 does: the document in
+// the first media type of the Accept header it can produce (JSON,
+// protobuf), its Etag, and, when the request names the document's hash,
+// caching headers for an immutable document.
 func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request) {
 	gv := strings.TrimPrefix(r.URL.Path, "/openapi/v3/")
-	want, ok := l.hashes[gv]
+	hash, ok := l.hashes[gv]
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	if got := r.URL.Query().Get("hash"); got != "" {
-		if got != want {
-			// upstream: a stale hash is sent to the current document
-			http.Redirect(w, r, serverRelativeURL(gv, want), http.StatusMovedPermanently)
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		accept = "*/*"
+	}
+	clauses := goautoneg.ParseAccept(accept)
+	w.Header().Add("Vary", "Accept")
+	if len(clauses) == 0 {
+		return
+	}
+	for _, c := range clauses {
+		for _, mt := range []string{openAPIV3JSON, openAPIV3Protobuf, openAPIV3ProtobufDeprecated} {
+			typ, sub, _ := strings.Cut(mt, "/")
+			if (c.Type != typ && c.Type != "*") || (c.SubType != sub && c.SubType != "*") {
+				continue
+			}
+			doc := l.groupVersion(gv)
+			data, err := doc.json, doc.err
+			if mt != openAPIV3JSON {
+				data, err = doc.protobuf()
+			}
+			if err != nil {
+				klog.ErrorS(err, "Building an OpenAPI v3 document", "groupVersion", gv)
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			if mt == openAPIV3ProtobufDeprecated {
+				mt = openAPIV3Protobuf
+			}
+			w.Header().Set("Content-Type", mt)
+			w.Header().Set("Etag", strconv.Quote(doc.etag))
+			if got := r.URL.Query().Get("hash"); got != "" {
+				if got != hash {
+					// upstream: a stale hash is sent to the current document
+					http.Redirect(w, r, serverRelativeURL(gv, hash), http.StatusMovedPermanently)
+					return
+				}
+				w.Header().Set("Cache-Control", "public, immutable")
+				w.Header().Set("Expires", time.Now().AddDate(1, 0, 0).Format(time.RFC1123))
+			}
+			http.ServeContent(w, r, "", doc.modified, bytes.NewReader(data))
 			return
 		}
-		// The document behind this hash never changes: cache it as
-		// upstream does, then let upstream's handler (which knows
-		// only its own hash) serve it as a request without one.
-		w = &immutableResponse{ResponseWriter: w}
-		r = r.Clone(r.Context())
-		q := r.URL.Query()
-		q.Del("hash")
-		r.URL.RawQuery = q.Encode()
 	}
-	l.groupVersion(gv).ServeHTTP(w, r)
+	w.WriteHeader(http.StatusNotAcceptable)
 }
 
-// groupVersion returns upstream's handler for one group-version, building
-// its document on first use.
-func (l *lazyOpenAPIV3) groupVersion(gv string) http.Handler {
+// groupVersion returns a group-version's document, building it on first
+// use with upstream's builder (routes.OpenAPI.InstallV3 over its web
+// service alone, read back through upstream's handler), so the bytes are
+// upstream's.
+func (l *lazyOpenAPIV3) groupVersion(gv string) *lazyGroupVersion {
 	l.mu.Lock()
-	b, ok := l.built[gv]
+	doc, ok := l.built[gv]
 	if !ok {
-		b = &lazyGroupVersion{}
-		l.built[gv] = b
+		doc = &lazyGroupVersion{}
+		l.built[gv] = doc
 	}
 	l.mu.Unlock()
-	b.once.Do(func() {
+	doc.once.Do(func() {
 		c := restful.NewContainer()
 		c.Add(l.services[gv])
 		m := mux.NewPathRecorderMux("k1s-openapi-v3")
 		routes.OpenAPI{V3Config: l.config}.InstallV3(c, m)
-		b.handler = m
-	})
-	return b.handler
-}
-
-// immutableResponse adds upstream's caching headers for a request naming
-// the document's hash to a successful answer.
-type immutableResponse struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (w *immutableResponse) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote = true
-		if code == http.StatusOK || code == http.StatusNotModified {
-			w.Header().Set("Cache-Control", "public, immutable")
-			w.Header().Set("Expires", time.Now().AddDate(1, 0, 0).Format(time.RFC1123))
+		req, err := http.NewRequest(http.MethodGet, "/openapi/v3/"+gv, nil)
+		if err != nil {
+			doc.err = err
+			return
 		}
-	}
-	w.ResponseWriter.WriteHeader(code)
+		req.Header.Set("Accept", openAPIV3JSON)
+		rec := &documentRecorder{header: http.Header{}}
+		m.ServeHTTP(rec, req)
+		if rec.code != http.StatusOK || rec.body.Len() == 0 {
+			doc.err = fmt.Errorf("OpenAPI v3 document of %s: status %d", gv, rec.code)
+			return
+		}
+		doc.json = rec.body.Bytes()
+		doc.etag = fmt.Sprintf("%X", sha512.Sum512(doc.json))
+		doc.modified = time.Now()
+		// Building allocates ~10× the document (every definition is
+		// generated again): hand that back now rather than hold it
+		// until the idle server's next collections.
+		go debug.FreeOSMemory()
+	})
+	return doc
 }
 
-func (w *immutableResponse) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
+// protobuf is the document in upstream's protobuf form, made once.
+func (d *lazyGroupVersion) protobuf() ([]byte, error) {
+	if d.err != nil {
+		return nil, d.err
 	}
-	return w.ResponseWriter.Write(p)
+	d.pbOnce.Do(func() { d.pb, d.pbErr = handler3.ToV3ProtoBinary(d.json) })
+	return d.pb, d.pbErr
+}
+
+// documentRecorder is the response writer a document is read back with.
+type documentRecorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *documentRecorder) Header() http.Header { return r.header }
+
+func (r *documentRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *documentRecorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(p)
 }
 
 // routeWriter writes length-prefixed fields (so that fields cannot run
