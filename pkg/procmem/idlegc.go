@@ -26,9 +26,12 @@ type IdleGC struct {
 	// IdleAfter: consecutive idle samples before switching to Idle.
 	IdleAfter int
 	Every     time.Duration
+	// OnIdle, if set, runs when the process goes idle after a busy spell
+	// (after the collection at the idle target).
+	OnIdle func()
 }
 
-// DefaultIdleGC is the server's.
+// DefaultIdleGC is the server's (which adds an OnIdle).
 var DefaultIdleGC = IdleGC{Busy: 50, Idle: 25, IdleBelow: 2 << 20, IdleAfter: 3, Every: 5 * time.Second}
 
 // idleState is IdleGC's decision state, apart from the runtime for tests.
@@ -91,6 +94,9 @@ func (c IdleGC) Run(ctx context.Context) {
 					// than wait for the next collection (a minute
 					// idle) and the scavenger's pace.
 					debug.FreeOSMemory()
+					if c.OnIdle != nil {
+						c.OnIdle()
+					}
 				}
 			}
 		}

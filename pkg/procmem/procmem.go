@@ -17,6 +17,7 @@ package procmem
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -191,6 +192,28 @@ func DropStartupPages() (uint64, error) {
 		exe.Close()
 	}
 	return dropped, nil
+}
+
+// DropBurstPages returns a function for IdleGC.OnIdle that drops, at most
+// once per interval, what a busy spell left mapped: the executable's pages
+// it ran (create, update and list paths, OpenAPI documents built), as
+// DropStartupPages does, and the database pages it read. The idle working
+// set comes back page by page; the next burst reads its code from disk
+// again if nothing else keeps it cached (measured: the first `kubectl get`
+// after idle +50 ms). Only unmapping (keeping the page cache) was tried:
+// faults then map the cached neighbours of each page again, and the
+// binary's resident pages went 76 → 67 → 70 MB instead of 76 → 36 → 41.
+func DropBurstPages(interval time.Duration) func() {
+	var last time.Time
+	return func() {
+		if !last.IsZero() && time.Since(last) < interval {
+			return
+		}
+		last = time.Now()
+		n, err := DropStartupPages()
+		shared, err2 := DropSharedFilePages()
+		klog.V(2).InfoS("Dropped the pages of a busy spell", "residentBefore", n, "sharedFilesResidentBefore", shared, "err", errors.Join(err, err2))
+	}
 }
 
 // TrimAfterStartup waits for ready to close (nil: no wait), then for delay

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -138,5 +139,26 @@ func TestDropSharedFilePages(t *testing.T) {
 	}
 	if !bytes.Equal(data, want) {
 		t.Fatal("the mapping reads differently after the drop")
+	}
+}
+
+// The first call drops the executable's pages; a second one within the
+// interval does nothing.
+func TestDropBurstPages(t *testing.T) {
+	drop := DropBurstPages(time.Hour)
+	before := fileRSS(t)
+	drop()
+	after := fileRSS(t)
+	if after >= before {
+		t.Fatalf("file-backed RSS %d before, %d after", before, after)
+	}
+	// fault some code back in, then call again: nothing is dropped
+	if out, err := exec.Command("/bin/true").CombinedOutput(); err != nil {
+		t.Fatalf("%s %v", out, err)
+	}
+	again := fileRSS(t)
+	drop()
+	if now := fileRSS(t); now+64<<10 < again {
+		t.Errorf("second call within the interval dropped pages: %d -> %d", again, now)
 	}
 }

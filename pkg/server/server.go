@@ -268,7 +268,11 @@ func Run(ctx context.Context, o Options, ready chan<- struct{}) error {
 	// comes back page by page (~40 MB of the binary stay resident).
 	go procmem.TrimAfterStartup(ctx, nil, 2*time.Second)
 	// GC at +50 % busy, +25 % idle (procmem.IdleGC).
-	go procmem.DefaultIdleGC.Run(ctx)
+	// Going idle after a busy spell, it drops the pages the spell mapped
+	// (at most once a minute).
+	idleGC := procmem.DefaultIdleGC
+	idleGC.OnIdle = procmem.DropBurstPages(time.Minute)
+	go idleGC.Run(ctx)
 
 	env := &Env{Options: o, AdminREST: adminREST, CAPEM: ca.CertPEM, PKI: p, CA: ca, NodeToken: token, APIServer: serverURL, NodeIP: nodeIP, Informers: srv.Informers}
 	compDone := make(chan error, len(o.Components))
