@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"k1s.dev/k1s/bench/internal/harness"
 )
 
@@ -78,6 +81,10 @@ func (b *bench) startup(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := b.memoryWithObjects(ctx, s); err != nil {
+			s.Stop()
+			return err
+		}
 	}
 	stop, err := s.Stop()
 	if err != nil {
@@ -100,4 +107,34 @@ func (b *bench) memory(s *harness.Server, what string) error {
 		b.table.Add(what+": PSS / USS", harness.MB(m.PSS)+" / "+harness.MB(m.USS), "")
 	}
 	return nil
+}
+
+// memoryWithObjects creates b.objects ConfigMaps, one client, on the
+// warm-restarted server (after its idle readings) and reads its memory
+// right after and once idle again (30 s: IdleGC lowers the GC target
+// after 15 s idle and drops what the burst mapped).
+func (b *bench) memoryWithObjects(ctx context.Context, s *harness.Server) error {
+	cfg, err := s.RESTConfig()
+	if err != nil {
+		return err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	const ns = "bench-memory"
+	if err := harness.EnsureNamespace(ctx, c, ns); err != nil {
+		return err
+	}
+	for i := range b.objects {
+		if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("cm-%05d", i)), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	done := time.Now()
+	if err := b.memory(s, fmt.Sprintf("server memory right after %d ConfigMaps (1 client), warm-restarted server", b.objects)); err != nil {
+		return err
+	}
+	harness.Sleep(ctx, time.Until(done.Add(30*time.Second)))
+	return b.memory(s, fmt.Sprintf("server memory idle 30 s after %d ConfigMaps, warm-restarted server", b.objects))
 }
