@@ -56,12 +56,10 @@ import (
 // for the web services of container.
 func installOpenAPIV3(config *openapicommon.OpenAPIV3Config, container *restful.Container, m *mux.PathRecorderMux) {
 	id, err := executableBuildID()
-	if err != nil {
-		klog.V(2).InfoS("Building OpenAPI v3 at start", "reason", err)
-		routes.OpenAPI{V3Config: config}.InstallV3(container, m)
-		return
+	var l *lazyOpenAPIV3
+	if err == nil {
+		l, err = newLazyOpenAPIV3(config, container.RegisteredWebServices(), id)
 	}
-	l, err := newLazyOpenAPIV3(config, container.RegisteredWebServices(), id)
 	if err != nil {
 		klog.V(2).InfoS("Building OpenAPI v3 at start", "reason", err)
 		routes.OpenAPI{V3Config: config}.InstallV3(container, m)
@@ -74,16 +72,13 @@ func installOpenAPIV3(config *openapicommon.OpenAPIV3Config, container *restful.
 // lazyOpenAPIV3 is the kube-apiserver's OpenAPI v3 service, built per
 // group-version on first use.
 type lazyOpenAPIV3 struct {
-	config   *openapicommon.OpenAPIV3Config
-	services map[string]*restful.WebService // by group-version path: "api/v1", "apis/apps/v1", "version"
-	hashes   map[string]string
+	config *openapicommon.OpenAPIV3Config
+	// docs by group-version path: "api/v1", "apis/apps/v1", "version"
+	docs map[string]*lazyGroupVersion
 
 	discovery     []byte
 	discoveryETag string
 	since         time.Time
-
-	mu    sync.Mutex
-	built map[string]*lazyGroupVersion
 }
 
 // lazyGroupVersion is one group-version's document, built on first use.
@@ -91,6 +86,9 @@ type lazyOpenAPIV3 struct {
 // object behind them is several times their size (api/v1: 1.6 MB of
 // JSON, ~6 MB of spec).
 type lazyGroupVersion struct {
+	service *restful.WebService
+	hash    string // in the discovery document
+
 	once     sync.Once
 	json     []byte
 	etag     string
@@ -103,35 +101,31 @@ type lazyGroupVersion struct {
 }
 
 func newLazyOpenAPIV3(config *openapicommon.OpenAPIV3Config, services []*restful.WebService, buildID []byte) (*lazyOpenAPIV3, error) {
-	l := &lazyOpenAPIV3{
-		config:   config,
-		services: map[string]*restful.WebService{},
-		hashes:   map[string]string{},
-		since:    time.Now(),
-		built:    map[string]*lazyGroupVersion{},
-	}
-	for _, ws := range services {
-		// as upstream: the root path without its leading "/"
-		l.services[ws.RootPath()[1:]] = ws
-	}
+	l := &lazyOpenAPIV3{config: config, docs: map[string]*lazyGroupVersion{}, since: time.Now()}
 	gates := featureGateState()
 	disco := handler3.OpenAPIV3Discovery{Paths: map[string]handler3.OpenAPIV3DiscoveryGroupVersion{}}
 	w := &routeWriter{h: sha512.New()}
-	for gv, ws := range l.services {
+	for _, ws := range services {
+		// as upstream: the root path without its leading "/"
+		gv := ws.RootPath()[1:]
 		w.h.Reset()
 		w.field(string(buildID), gates, gv)
 		w.writeRoutes(ws)
-		l.hashes[gv] = fmt.Sprintf("%X", w.h.Sum(nil))
-		disco.Paths[gv] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: serverRelativeURL(gv, l.hashes[gv])}
+		doc := &lazyGroupVersion{service: ws, hash: fmt.Sprintf("%X", w.h.Sum(nil))}
+		l.docs[gv] = doc
+		disco.Paths[gv] = handler3.OpenAPIV3DiscoveryGroupVersion{ServerRelativeURL: serverRelativeURL(gv, doc.hash)}
 	}
 	j, err := json.Marshal(disco)
 	if err != nil {
 		return nil, err
 	}
 	l.discovery = j
-	l.discoveryETag = fmt.Sprintf("%X", sha512.Sum512(j))
+	l.discoveryETag = hexSHA512(j)
 	return l, nil
 }
+
+// hexSHA512 is upstream's Etag of a document: its SHA-512 in upper-case hex.
+func hexSHA512(b []byte) string { return fmt.Sprintf("%X", sha512.Sum512(b)) }
 
 // serverRelativeURL is a group-version document's address in the discovery
 // document, in upstream's form.
@@ -159,7 +153,7 @@ const (
 // caching headers for an immutable document.
 func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request) {
 	gv := strings.TrimPrefix(r.URL.Path, "/openapi/v3/")
-	hash, ok := l.hashes[gv]
+	doc, ok := l.docs[gv]
 	if !ok {
 		http.NotFound(w, r)
 		return
@@ -179,7 +173,7 @@ func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request
 			if (c.Type != typ && c.Type != "*") || (c.SubType != sub && c.SubType != "*") {
 				continue
 			}
-			doc := l.groupVersion(gv)
+			l.build(gv, doc)
 			data, err := doc.json, doc.err
 			if mt != openAPIV3JSON {
 				data, err = doc.protobuf()
@@ -195,9 +189,9 @@ func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request
 			w.Header().Set("Content-Type", mt)
 			w.Header().Set("Etag", strconv.Quote(doc.etag))
 			if got := r.URL.Query().Get("hash"); got != "" {
-				if got != hash {
+				if got != doc.hash {
 					// upstream: a stale hash is sent to the current document
-					http.Redirect(w, r, serverRelativeURL(gv, hash), http.StatusMovedPermanently)
+					http.Redirect(w, r, serverRelativeURL(gv, doc.hash), http.StatusMovedPermanently)
 					return
 				}
 				w.Header().Set("Cache-Control", "public, immutable")
@@ -210,21 +204,13 @@ func (l *lazyOpenAPIV3) serveGroupVersion(w http.ResponseWriter, r *http.Request
 	w.WriteHeader(http.StatusNotAcceptable)
 }
 
-// groupVersion returns a group-version's document, building it on first
-// use with upstream's builder (routes.OpenAPI.InstallV3 over its web
-// service alone, read back through upstream's handler), so the bytes are
-// upstream's.
-func (l *lazyOpenAPIV3) groupVersion(gv string) *lazyGroupVersion {
-	l.mu.Lock()
-	doc, ok := l.built[gv]
-	if !ok {
-		doc = &lazyGroupVersion{}
-		l.built[gv] = doc
-	}
-	l.mu.Unlock()
+// build makes a group-version's document on first use with upstream's
+// builder (routes.OpenAPI.InstallV3 over its web service alone, read back
+// through upstream's handler), so the bytes are upstream's.
+func (l *lazyOpenAPIV3) build(gv string, doc *lazyGroupVersion) {
 	doc.once.Do(func() {
 		c := restful.NewContainer()
-		c.Add(l.services[gv])
+		c.Add(doc.service)
 		m := mux.NewPathRecorderMux("k1s-openapi-v3")
 		routes.OpenAPI{V3Config: l.config}.InstallV3(c, m)
 		req, err := http.NewRequest(http.MethodGet, "/openapi/v3/"+gv, nil)
@@ -240,14 +226,13 @@ func (l *lazyOpenAPIV3) groupVersion(gv string) *lazyGroupVersion {
 			return
 		}
 		doc.json = rec.body.Bytes()
-		doc.etag = fmt.Sprintf("%X", sha512.Sum512(doc.json))
+		doc.etag = hexSHA512(doc.json)
 		doc.modified = time.Now()
 		// Building allocates ~10× the document (every definition is
 		// generated again): hand that back now rather than hold it
 		// until the idle server's next collections.
 		go debug.FreeOSMemory()
 	})
-	return doc
 }
 
 // protobuf is the document in upstream's protobuf form, made once.

@@ -210,10 +210,16 @@ func DropBurstPages(interval time.Duration) func() {
 			return
 		}
 		last = time.Now()
-		n, err := DropStartupPages()
-		shared, err2 := DropSharedFilePages()
-		klog.V(2).InfoS("Dropped the pages of a busy spell", "residentBefore", n, "sharedFilesResidentBefore", shared, "err", errors.Join(err, err2))
+		dropMappedPages("a busy spell")
 	}
+}
+
+// dropMappedPages drops the executable's pages (DropStartupPages) and the
+// shared file mappings' (DropSharedFilePages) that what ran mapped.
+func dropMappedPages(what string) {
+	n, err := DropStartupPages()
+	shared, err2 := DropSharedFilePages()
+	klog.V(2).InfoS("Dropped the pages mapped by "+what, "binaryResidentBefore", n, "sharedFilesResidentBefore", shared, "err", errors.Join(err, err2))
 }
 
 // TrimAfterStartup waits for ready to close (nil: no wait), then for delay
@@ -234,14 +240,5 @@ func TrimAfterStartup(ctx context.Context, ready <-chan struct{}, delay time.Dur
 		return
 	}
 	debug.FreeOSMemory()
-	n, err := DropStartupPages()
-	if err != nil {
-		klog.V(2).InfoS("Could not drop the binary's start-up pages", "err", err)
-		return
-	}
-	shared, err := DropSharedFilePages()
-	if err != nil {
-		klog.V(2).InfoS("Could not drop the shared file mappings' pages", "err", err)
-	}
-	klog.V(2).InfoS("Dropped the binary's start-up pages", "residentBefore", n, "sharedFilesResidentBefore", shared)
+	dropMappedPages("start-up")
 }
